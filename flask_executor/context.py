@@ -1,0 +1,332 @@
+"""Carrying Flask's contexts from the code that submits a job to the worker that runs it.
+
+This is the only module that touches Flask's context internals (``flask.globals._cv_app``
+and ``_cv_request``), so that the change Flask 3.2 brings, the request context merged into
+the app context, is a change to this file alone.
+
+The model, for workers that share this process (threads):
+
+* At submit, :func:`capture` takes ``contextvars.copy_context()``. That one O(1) call
+  carries every context variable of the caller: Flask's request context (so ``request``
+  and ``session`` resolve to the submitting request), a tracing span, a request id. It
+  also takes a shallow copy of ``g``, because ``g`` lives on the app context and the job
+  gets a fresh one.
+* In the worker, :func:`run_job` enters that copy and pushes a *fresh* app context, so the
+  job has its own ``g`` and ``teardown_appcontext`` functions (Flask-SQLAlchemy's session
+  removal among them) run exactly once, when the job ends.
+
+The request context is never copied or pushed. Pushing a copy would re-match the URL and
+reopen the session (about 17 µs a job), and popping it would run ``teardown_request`` and
+close the request's uploaded files while the view may still be using them (Flask-Executor
+1.0 did both). The job reads the live request object instead; the view owns its teardown.
+
+For workers in other processes nothing can be shared, so :func:`snapshot_for_process`
+takes a picklable snapshot and :func:`run_job_in_process` rebuilds the contexts from it in
+the worker. See :doc:`/process-pools`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import os
+import pickle
+import threading
+import typing as t
+
+from flask import Flask
+from flask.globals import _cv_app
+from flask.globals import _cv_request
+
+if t.TYPE_CHECKING:
+    from flask.ctx import AppContext
+
+__all__ = [
+    "JobContext",
+    "ProcessSnapshot",
+    "app_import_target",
+    "capture",
+    "current_app_or_none",
+    "register_app",
+    "run_job",
+    "run_job_in_process",
+    "snapshot_for_process",
+]
+
+logger = logging.getLogger("flask_executor")
+
+R = t.TypeVar("R")
+
+
+def current_app_or_none() -> Flask | None:
+    """The app of the active app context, or None outside one."""
+    app_ctx = _cv_app.get(None)
+    return None if app_ctx is None else app_ctx.app
+
+
+class JobContext:
+    """What a job carries from the code that submitted it, for a worker in this process.
+
+    A :class:`contextvars.Context` can be entered by one thread at a time, so every job
+    gets its own copy (see :meth:`for_another_job`), and callbacks run in a copy of
+    their job's.
+    """
+
+    __slots__ = ("app", "context", "g_values", "push_app_context")
+
+    def __init__(
+        self,
+        app: Flask,
+        context: contextvars.Context,
+        g_values: dict[str, t.Any] | None,
+        push_app_context: bool,
+    ) -> None:
+        self.app = app
+        self.context = context
+        self.g_values = g_values
+        self.push_app_context = push_app_context
+
+    def for_another_job(self) -> JobContext:
+        """The same contexts for another job (``map`` uses one per item)."""
+        return JobContext(self.app, self.context.copy(), self.g_values, self.push_app_context)
+
+    def wrap_callback(self, fn: t.Callable[[R], object]) -> t.Callable[[R], None]:
+        """Wrap a done callback so that it runs with this job's contexts."""
+
+        def run_callback(future: R) -> None:
+            run_job(self.for_another_job(), fn, (future,), {})
+
+        return run_callback
+
+
+def capture(app: Flask, push_app_context: bool) -> JobContext:
+    """Capture the caller's contexts for a job that runs in a thread of ``app``."""
+    g_values = None
+    if push_app_context:
+        app_ctx = _cv_app.get(None)
+        # ``g`` belongs to its app: a job of another app starts with an empty one.
+        if app_ctx is not None and app_ctx.app is app:
+            g_values = app_ctx.g.__dict__.copy()
+    return JobContext(app, contextvars.copy_context(), g_values, push_app_context)
+
+
+def run_job(
+    job: JobContext, fn: t.Callable[..., R], args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+) -> R:
+    """Run ``fn`` in the worker with the contexts ``job`` carries."""
+    if job.push_app_context:
+        return job.context.run(_call_in_app_context, job.app, job.g_values, fn, args, kwargs)
+    return job.context.run(fn, *args, **kwargs)
+
+
+def _call_in_app_context(
+    app: Flask,
+    g_values: dict[str, t.Any] | None,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> R:
+    app_ctx = app.app_context()
+    if g_values:
+        app_ctx.g.__dict__.update(g_values)
+    # ``with`` passes the job's exception to the teardown functions, as a view's does.
+    with app_ctx:
+        return fn(*args, **kwargs)
+
+
+# -- Process workers ---------------------------------------------------------------------
+
+# Apps this process has bound an executor to, by a token that travels with each job.
+# A worker made by fork inherits this dict, so it finds the very app object; a spawned
+# worker finds it empty and imports the app instead (``_worker_apps``).
+_registered_apps: dict[str, Flask] = {}
+_worker_apps: dict[str, Flask] = {}
+_worker_apps_lock = threading.Lock()
+
+# WSGI environ values that are sockets, streams or server objects; they cannot be
+# pickled, and a worker has no use for them.
+_PICKLABLE_ENVIRON_TYPES = (str, bytes, int, float, bool, type(None))
+
+
+def register_app(app: Flask) -> str:
+    """Remember ``app`` so that forked workers can find it; return its token."""
+    token = f"{app.import_name}:{id(app)}"
+    _registered_apps[token] = app
+    return token
+
+
+def app_import_target(config_value: str | None) -> str | None:
+    """Where a spawned worker imports the app from: the config value, else ``FLASK_APP``."""
+    return config_value or os.environ.get("FLASK_APP") or None
+
+
+class ProcessSnapshot(t.NamedTuple):
+    """The picklable part of a job's contexts, sent to a worker process."""
+
+    #: The token of the app in this process (see :func:`register_app`).
+    app_token: str | None
+    #: How a spawned worker imports the app, or None.
+    app_import: str | None
+    #: A pickled dict of the values of ``g`` that pickle, or None.
+    g_pickle: bytes | None
+    #: The request's WSGI environ without streams and sockets, or None outside a request.
+    environ: dict[str, t.Any] | None
+    #: The request's ``view_args``.
+    view_args: dict[str, t.Any] | None
+    #: The request body, if the view had read it; None if it had not.
+    body: bytes | None
+    #: The parsed form, if the view had read it.
+    form: list[tuple[str, str]] | None
+
+
+def snapshot_for_process(
+    app_token: str | None, app_import: str | None, push_app_context: bool
+) -> ProcessSnapshot:
+    """Take a picklable snapshot of the caller's contexts for a job in another process."""
+    if not push_app_context:
+        return ProcessSnapshot(None, None, None, None, None, None, None)
+    g_pickle = None
+    app_ctx = _cv_app.get(None)
+    if app_ctx is not None and app_ctx.g.__dict__:
+        g_pickle = _pickle_g(app_ctx.g.__dict__)
+    environ = view_args = body = form = None
+    request_ctx = _cv_request.get(None)
+    if request_ctx is not None:
+        request = request_ctx.request
+        environ = {
+            key: value
+            for key, value in request.environ.items()
+            if isinstance(value, _PICKLABLE_ENVIRON_TYPES)
+            or (key == "wsgi.version" and isinstance(value, tuple))
+        }
+        view_args = request.view_args
+        # Werkzeug caches what it has read in the instance dict; the stream itself
+        # cannot be read twice, so only what the view already read can travel.
+        body = request.__dict__.get("_cached_data")
+        if "form" in request.__dict__:
+            form = list(request.form.items(multi=True))
+    return ProcessSnapshot(app_token, app_import, g_pickle, environ, view_args, body, form)
+
+
+def _pickle_g(values: dict[str, t.Any]) -> bytes:
+    try:
+        return pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        pass
+    kept: dict[str, t.Any] = {}
+    left_out = []
+    for key, value in values.items():
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            left_out.append(key)
+        else:
+            kept[key] = value
+    logger.debug(
+        "These values of 'g' cannot be pickled and were left out of the job sent to a"
+        " process worker: %s.",
+        ", ".join(sorted(left_out)),
+    )
+    return pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
+
+
+def run_job_in_process(
+    snapshot: ProcessSnapshot,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> R:
+    """Run ``fn`` in a worker process with the contexts rebuilt from ``snapshot``.
+
+    Every job runs in a new, empty :class:`contextvars.Context`. The worker's own
+    context may hold whatever the process inherited (a forked worker starts as a copy of
+    the thread that forked it, possibly mid-request), and nothing of it, nor of an
+    earlier job, may reach this one.
+    """
+    app = _find_worker_app(snapshot)
+    if app is None:
+        return contextvars.Context().run(fn, *args, **kwargs)
+    return contextvars.Context().run(_call_in_process_contexts, app, snapshot, fn, args, kwargs)
+
+
+def _find_worker_app(snapshot: ProcessSnapshot) -> Flask | None:
+    if snapshot.app_token is not None:
+        app = _registered_apps.get(snapshot.app_token)
+        if app is not None:
+            return app
+    if snapshot.app_import is None:
+        return None
+    app = _worker_apps.get(snapshot.app_import)
+    if app is None:
+        with _worker_apps_lock:
+            app = _worker_apps.get(snapshot.app_import)
+            if app is None:
+                app = _worker_apps[snapshot.app_import] = _import_app(snapshot.app_import)
+    return app
+
+
+def _import_app(target: str) -> Flask:
+    # Flask's CLI already parses 'module:name', 'module:factory(args)' and plain
+    # 'module' the way users know from 'flask --app'; reuse it rather than copy it.
+    from flask.cli import ScriptInfo
+
+    return ScriptInfo(app_import_path=target, set_debug_flag=False).load_app()
+
+
+def _call_in_process_contexts(
+    app: Flask,
+    snapshot: ProcessSnapshot,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> R:
+    app_ctx: AppContext = app.app_context()
+    if snapshot.g_pickle is not None:
+        app_ctx.g.__dict__.update(pickle.loads(snapshot.g_pickle))
+    with app_ctx:
+        if snapshot.environ is None:
+            return fn(*args, **kwargs)
+        # The request is made, not pushed: pushing would run the URL match, open the
+        # session and, at the end, 'teardown_request', none of which a job should do.
+        # Setting the context variable is what makes 'request' resolve to it; the
+        # whole Context is thrown away after the job.
+        _cv_request.set(_request_context_from(app, snapshot))
+        return fn(*args, **kwargs)
+
+
+class _UnreadBody(io.RawIOBase):
+    """The body of a request whose view had not read it before submitting the job."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        raise RuntimeError(
+            "The request body was not read in the view before this job was submitted to"
+            " a process pool, so the worker does not have it. Read it in the view first"
+            " (for example 'request.get_data()' or 'request.form'), or pass what the job"
+            " needs as an argument."
+        )
+
+
+def _request_context_from(app: Flask, snapshot: ProcessSnapshot) -> t.Any:
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    environ = dict(t.cast(dict[str, t.Any], snapshot.environ))
+    if snapshot.body is not None:
+        environ["wsgi.input"] = io.BytesIO(snapshot.body)
+    elif snapshot.form is not None:
+        environ["wsgi.input"] = io.BytesIO(b"")
+    else:
+        environ["wsgi.input"] = _UnreadBody()
+    environ["wsgi.errors"] = io.StringIO()
+    request_ctx = app.request_context(environ)
+    request = request_ctx.request
+    request.view_args = snapshot.view_args
+    if snapshot.body is not None:
+        request.__dict__["_cached_data"] = snapshot.body
+    if snapshot.form is not None:
+        request.__dict__["form"] = ImmutableMultiDict(snapshot.form)
+        request.__dict__.setdefault("files", ImmutableMultiDict())
+    return request_ctx

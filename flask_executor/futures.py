@@ -1,0 +1,295 @@
+"""The futures that jobs return, and the collection that stores them by key.
+
+:class:`FutureProxy` *is* a :class:`concurrent.futures.Future`: one object per job, which
+``concurrent.futures.wait``, ``as_completed`` and ``asyncio.wrap_future`` accept as they
+are, and which ``await`` accepts as well. The name is kept from Flask-Executor 1.0, where
+it wrapped the pool's own future.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import typing as t
+import weakref
+
+if t.TYPE_CHECKING:
+    import asyncio
+
+    from .context import JobContext
+
+__all__ = ["FutureCollection", "FutureProxy"]
+
+logger = logging.getLogger("flask_executor")
+
+T = t.TypeVar("T")
+_Future = concurrent.futures.Future
+_FINISHED = ("CANCELLED_AND_NOTIFIED", "FINISHED")
+
+
+class FutureProxy(concurrent.futures.Future[T]):
+    """The future of one job: a real :class:`concurrent.futures.Future` that can be awaited.
+
+    ``await future`` suspends the awaiting coroutine, not its event loop, and returns the
+    job's result or raises its exception. The future binds to the loop that is running
+    when it is awaited, so it can be created in one thread and awaited in another, or in
+    two loops at once.
+
+    If the awaiting coroutine is cancelled (a timeout, a client that went away), a job
+    that has not started is cancelled with it. A job that is already running goes on:
+    threads cannot be interrupted.
+
+    Callbacks added with :meth:`add_done_callback` run with the job's Flask contexts.
+
+    .. versionchanged:: 2.0
+        A subclass of :class:`concurrent.futures.Future` for every pool type, and awaitable.
+    """
+
+    # Class-level defaults keep construction to Future.__init__ alone on the hot path.
+    #: The contexts callbacks run in; None for a future made outside an executor.
+    _job_context: JobContext | None = None
+    #: For pools in other processes, the pool's own future that this one follows.
+    _source: concurrent.futures.Future[t.Any] | None = None
+
+    def add_done_callback(self, fn: t.Callable[[concurrent.futures.Future[T]], object]) -> None:
+        """Call ``fn(future)`` when the job is done, with the job's Flask contexts.
+
+        As with :class:`concurrent.futures.Future`, ``fn`` runs in the worker that
+        finished the job, or at once in this thread if the job is already done, and an
+        exception it raises is logged, not raised.
+        """
+        job_context = self._job_context
+        if job_context is not None:
+            fn = job_context.wrap_callback(fn)
+        super().add_done_callback(fn)
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started. Return whether it is cancelled."""
+        source = self._source
+        if source is not None:
+            # Cancelling the pool's future cancels this one through the chain.
+            return source.cancel() or self.cancelled()
+        return super().cancel()
+
+    def running(self) -> bool:
+        """Return whether the job is running now."""
+        source = self._source
+        if source is not None and not self.done():
+            return source.running()
+        return super().running()
+
+    def __await__(self) -> t.Generator[t.Any, None, T]:
+        if not self.done():
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            # Added with the base class's method: waking a loop needs no Flask context.
+            _Future.add_done_callback(self, _waker(loop, waiter))
+            try:
+                yield from waiter.__await__()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+        if self.cancelled():
+            import asyncio
+
+            raise asyncio.CancelledError()
+        return self.result()
+
+    def _fail_after_fork(self) -> None:
+        # Called in a forked child, which has one thread: whoever held this future's lock
+        # in the parent does not exist here, so the lock is replaced rather than taken.
+        # Its callbacks belong to the parent's job and are dropped, not run.
+        self._condition = threading.Condition()
+        self._waiters = []
+        self._source = None
+        if self._state not in _FINISHED:
+            self._done_callbacks = []  # type: ignore[var-annotated]
+            self._exception = RuntimeError(
+                "This job was submitted in the parent process before it forked; its"
+                " result exists only in the parent."
+            )
+            self._state = "FINISHED"
+
+
+def _waker(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None]
+) -> t.Callable[[concurrent.futures.Future[t.Any]], None]:
+    def wake(_: concurrent.futures.Future[t.Any]) -> None:
+        # Runs in the worker thread. The loop may have closed since the await began
+        # (the view returned, or timed out and moved on); then nobody is waiting and
+        # there is nothing to report.
+        if waiter.done():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_set_waiter, waiter)
+
+    return wake
+
+
+def _set_waiter(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class FutureCollection:
+    """Futures stored by key, for :meth:`~flask_executor.Executor.submit_stored`.
+
+    Safe to use from several threads at once. Every operation is O(1).
+
+    Any method or attribute of :class:`~concurrent.futures.Future` can be called through
+    the collection with a key as its first argument: ``futures.done("report")``,
+    ``futures.result("report", timeout=5)``. They return None for a key that is not
+    stored.
+
+    When a new future would exceed ``max_length``, the oldest *finished* future is
+    evicted. If none has finished, the oldest unfinished one is evicted and a warning is
+    logged, since its result can then no longer be fetched by key.
+
+    :param max_length: The most futures to keep, or None to keep every one.
+    """
+
+    def __init__(self, max_length: int | None = 50) -> None:
+        self.max_length = max_length
+        self._futures: dict[t.Hashable, FutureProxy[t.Any]] = {}
+        self._keys: dict[FutureProxy[t.Any], t.Hashable] = {}
+        # Keys of finished futures in the order they were stored, the eviction queue.
+        self._finished: collections.OrderedDict[t.Hashable, None] = collections.OrderedDict()
+        self._lock = threading.RLock()
+        _collections_to_reset_after_fork.add(self)
+
+    def add(self, future_key: t.Hashable, future: FutureProxy[t.Any]) -> None:
+        """Store ``future`` under ``future_key``.
+
+        :raises ValueError: if ``future_key`` is stored already.
+        """
+        with self._lock:
+            if future_key in self._futures:
+                raise ValueError(
+                    f"A future is already stored under the key {future_key!r}. Pop it"
+                    " first, or choose another key."
+                )
+            self._futures[future_key] = future
+            self._keys[future] = future_key
+            self._evict()
+        # Added outside the lock: for a finished future the callback runs right here.
+        _Future.add_done_callback(future, self._on_done)
+
+    def _on_done(self, future: concurrent.futures.Future[t.Any]) -> None:
+        with self._lock:
+            key = self._keys.get(t.cast(FutureProxy[t.Any], future), _MISSING)
+            if key is not _MISSING:
+                self._finished[key] = None
+
+    def _evict(self) -> None:
+        if self.max_length is None:
+            return
+        while len(self._futures) > self.max_length:
+            if self._finished:
+                key, _ = self._finished.popitem(last=False)
+            else:
+                key = next(iter(self._futures))
+                logger.warning(
+                    "Evicting the unfinished future stored under %r: more than %d futures"
+                    " are stored and none has finished. Its result can no longer be"
+                    " fetched by key; raise EXECUTOR_FUTURES_MAX_LENGTH or pop futures"
+                    " once read.",
+                    key,
+                    self.max_length,
+                )
+            self._remove(key)
+
+    def _remove(self, key: t.Hashable) -> FutureProxy[t.Any] | None:
+        future = self._futures.pop(key, None)
+        if future is not None:
+            del self._keys[future]
+            self._finished.pop(key, None)
+        return future
+
+    def pop(self, future_key: t.Hashable) -> FutureProxy[t.Any] | None:
+        """Remove and return the future stored under ``future_key``, or None."""
+        with self._lock:
+            return self._remove(future_key)
+
+    def get(self, future_key: t.Hashable) -> FutureProxy[t.Any] | None:
+        """Return the future stored under ``future_key``, or None."""
+        return self._futures.get(future_key)
+
+    def keys(self) -> list[t.Hashable]:
+        """The stored keys, oldest first."""
+        with self._lock:
+            return list(self._futures)
+
+    def items(self) -> list[tuple[t.Hashable, FutureProxy[t.Any]]]:
+        """The stored ``(key, future)`` pairs, oldest first."""
+        with self._lock:
+            return list(self._futures.items())
+
+    def __iter__(self) -> t.Iterator[t.Hashable]:
+        # Iterate over a snapshot, so that other threads may add and pop meanwhile.
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def __contains__(self, item: object) -> bool:
+        # Keys are what users look up; a future is accepted too, as in 1.0.
+        if isinstance(item, _Future):
+            return item in self._keys
+        try:
+            return item in self._futures
+        except TypeError:  # an unhashable key cannot be stored
+            return False
+
+    def __getattr__(self, attr: str) -> t.Callable[..., t.Any]:
+        if attr.startswith("__") or not hasattr(_Future, attr):
+            raise AttributeError(
+                f"'FutureCollection' has no attribute {attr!r}, and 'Future' has none of"
+                " that name to call by key."
+            )
+
+        def call_by_key(future_key: t.Hashable, *args: t.Any, **kwargs: t.Any) -> t.Any:
+            future = self._futures.get(future_key)
+            if future is None:
+                return None
+            value = getattr(future, attr)
+            return value(*args, **kwargs) if callable(value) else value
+
+        call_by_key.__name__ = attr
+        return call_by_key
+
+    def _state(self, future_key: t.Hashable) -> str | None:
+        """The state of the stored future, such as ``"RUNNING"``, or None (as in 1.0)."""
+        future = self._futures.get(future_key)
+        if future is None:
+            return None
+        if future.running():
+            return "RUNNING"
+        return future._state
+
+    def __repr__(self) -> str:
+        return f"<FutureCollection {len(self)} stored, max_length={self.max_length}>"
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.RLock()
+        for future in list(self._futures.values()):
+            future._fail_after_fork()
+            self._finished[self._keys[future]] = None
+
+
+_MISSING = object()
+_collections_to_reset_after_fork: weakref.WeakSet[FutureCollection] = weakref.WeakSet()
+
+
+def _reset_collections_after_fork() -> None:
+    for collection in list(_collections_to_reset_after_fork):
+        collection._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_reset_collections_after_fork)

@@ -1,0 +1,124 @@
+"""Building an app's pool, and keeping it usable: after a fork, after a crash, at shutdown.
+
+A :class:`PoolManager` owns one pool. The pool is built lazily, at the first job, for two
+reasons: a pool made before ``os.fork()`` (``gunicorn --preload``) has no worker threads
+or processes in the child, so each process must build its own; and an app that never
+submits a job never starts a worker.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+import typing as t
+import weakref
+
+if t.TYPE_CHECKING:
+    from .config import ExecutorConfig
+    from .futures import FutureProxy
+
+__all__ = ["PoolManager"]
+
+logger = logging.getLogger("flask_executor")
+
+
+class PoolManager:
+    """Owns the pool of one executor on one app.
+
+    :param config: The executor's config on that app.
+    :param label: Names the executor and app in log lines and errors.
+    """
+
+    def __init__(self, config: ExecutorConfig, label: str) -> None:
+        self.config = config
+        self.label = label
+        self._pool: concurrent.futures.Executor | None = None
+        self._lock = threading.Lock()
+        self._is_shut_down = False
+        #: Futures of thread jobs that have not started. A thread job sets its own
+        #: future, so when ``shutdown(cancel_futures=True)`` drops a job from the pool's
+        #: queue, only this set lets its future be cancelled rather than left pending.
+        #: Adding and discarding are atomic; no lock is needed.
+        self.not_started: set[FutureProxy[t.Any]] = set()
+        _managers.add(self)
+
+    @property
+    def pool(self) -> concurrent.futures.Executor:
+        """The pool, built on first use.
+
+        :raises RuntimeError: after :meth:`shutdown`.
+        """
+        pool = self._pool
+        if pool is None:
+            pool = self._build()
+        return pool
+
+    def _build(self) -> concurrent.futures.Executor:
+        with self._lock:
+            if self._is_shut_down:
+                raise RuntimeError(
+                    f"The executor {self.label} has been shut down, so it cannot run new jobs."
+                )
+            if self._pool is None:
+                self._pool = self.config.pool_class(**self.config.pool_kwargs)
+            return self._pool
+
+    def replace_broken(self, broken: concurrent.futures.Executor) -> None:
+        """Drop ``broken`` so that the next job builds a new pool.
+
+        Called when a job's future fails with
+        :class:`~concurrent.futures.BrokenExecutor` (a process pool whose worker died).
+        Only the first report for a pool replaces it; the jobs that were in flight with
+        it all report the same break.
+        """
+        with self._lock:
+            if self._pool is not broken:
+                return
+            self._pool = None
+        logger.warning(
+            "The pool of the executor %s broke (a worker died, for example killed or out"
+            " of memory). The jobs in flight failed; a new pool will run the next jobs.",
+            self.label,
+        )
+        # The broken pool's own threads wind down in the background.
+        broken.shutdown(wait=False)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the pool down; see :meth:`~flask_executor.Executor.shutdown`."""
+        with self._lock:
+            self._is_shut_down = True
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if cancel_futures:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for future in list(self.not_started):
+                future.cancel()
+        pool.shutdown(wait=wait)
+
+    @property
+    def is_shut_down(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._is_shut_down
+
+    def _reset_after_fork(self) -> None:
+        # In the child, only the forking thread exists. The parent's pool has no workers
+        # here and its locks may have been held by threads that are gone, so everything
+        # is dropped, and the next job builds a fresh pool in this process.
+        self._lock = threading.Lock()
+        self._pool = None
+        self.not_started = set()
+
+
+_managers: weakref.WeakSet[PoolManager] = weakref.WeakSet()
+
+
+def _reset_managers_after_fork() -> None:
+    for manager in list(_managers):
+        manager._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_reset_managers_after_fork)

@@ -1,0 +1,139 @@
+"""The results of ``map``: iterated with ``for`` or ``async for``, in order.
+
+Without ``buffersize``, every item is submitted when ``map`` is called, as
+:meth:`concurrent.futures.Executor.map` does, so dropping the result does not stop the
+jobs. With ``buffersize=N``, at most N jobs are in flight: the next item is taken from
+the input only when a result is taken from the output. That keeps memory flat for huge or
+endless inputs.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .futures import FutureProxy
+
+__all__ = ["MapResult"]
+
+R = t.TypeVar("R")
+
+
+class MapResult(t.Generic[R]):
+    """The results of :meth:`~flask_executor.Executor.map`, in the order of the input.
+
+    Iterate with ``for`` in sync code or ``async for`` in a coroutine; either waits for
+    each result in turn, and raises the first job exception it meets. ``timeout`` counts
+    from the call to ``map``, as in :mod:`concurrent.futures`: when it runs out, the
+    iteration raises :exc:`TimeoutError`.
+
+    When iteration stops on an exception or a timeout, the jobs that have not started
+    are cancelled. Call :meth:`close` to cancel them when you stop early yourself.
+    """
+
+    def __init__(
+        self,
+        start: t.Callable[[tuple[t.Any, ...]], FutureProxy[t.Any]],
+        arguments: t.Iterator[tuple[t.Any, ...]],
+        *,
+        timeout: float | None,
+        buffersize: int | None,
+        chunked: bool = False,
+    ) -> None:
+        self._start = start
+        self._arguments: t.Iterator[tuple[t.Any, ...]] | None = arguments
+        self._in_flight: collections.deque[FutureProxy[t.Any]] = collections.deque()
+        self._buffersize = buffersize
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        # A chunked job returns a list of results; they wait here to be handed out.
+        self._chunked = chunked
+        self._ready: collections.deque[R] = collections.deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        arguments = self._arguments
+        if arguments is None:
+            return
+        limit = self._buffersize
+        in_flight = self._in_flight
+        if limit is None:
+            in_flight.extend(map(self._start, arguments))
+            self._arguments = None
+            return
+        for args in itertools.islice(arguments, limit - len(in_flight)):
+            in_flight.append(self._start(args))
+        if len(in_flight) < limit:
+            self._arguments = None
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def _next_future(self) -> FutureProxy[t.Any] | None:
+        if not self._in_flight:
+            return None
+        future = self._in_flight.popleft()
+        # Top the buffer up before waiting, so the pool stays busy meanwhile.
+        self._fill()
+        return future
+
+    def _hand_out(self, value: t.Any) -> R:
+        if self._chunked:
+            self._ready.extend(value)
+            return self._ready.popleft()
+        return t.cast(R, value)
+
+    def __iter__(self) -> MapResult[R]:
+        return self
+
+    def __next__(self) -> R:
+        if self._ready:
+            return self._ready.popleft()
+        while True:
+            future = self._next_future()
+            if future is None:
+                raise StopIteration
+            try:
+                value = future.result(self._remaining())
+            except BaseException:
+                self.close()
+                raise
+            if not self._chunked or value:
+                return self._hand_out(value)
+
+    def __aiter__(self) -> MapResult[R]:
+        return self
+
+    async def __anext__(self) -> R:
+        if self._ready:
+            return self._ready.popleft()
+        while True:
+            future = self._next_future()
+            if future is None:
+                raise StopAsyncIteration
+            try:
+                remaining = self._remaining()
+                if remaining is None:
+                    value = await future
+                else:
+                    import asyncio
+
+                    value = await asyncio.wait_for(future, remaining)
+            except BaseException:
+                self.close()
+                raise
+            if not self._chunked or value:
+                return self._hand_out(value)
+
+    def close(self) -> None:
+        """Stop: cancel the jobs that have not started and submit no more."""
+        self._arguments = None
+        while self._in_flight:
+            self._in_flight.popleft().cancel()
+
+    def __repr__(self) -> str:
+        return f"<MapResult {len(self._in_flight)} in flight>"

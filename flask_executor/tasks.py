@@ -1,0 +1,278 @@
+"""Turning a call into a job on a pool, and the job's outcome into its future.
+
+There are two ways, chosen by where the pool's workers run:
+
+*In this process* (thread pools, gevent's included). The job is a small function that
+runs the call in its contexts and sets the :class:`FutureProxy` itself. The pool's own
+future is ignored, so each job costs one future, not two chained together, which would
+double the cost of a small job.
+
+*In another process* (process pools, and any custom pool not known to be a thread
+pool). The call and a snapshot of its contexts are pickled and sent; the pool's own
+future is the only thing that hears back, so the proxy follows it through a done
+callback.
+
+Either way the proxy is made, and the default callbacks added to it, *before* the pool
+sees the job. A fast job therefore cannot finish before its callbacks are attached, which
+in Flask-Executor 1.0 made them run in the submitting thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import os
+import pickle
+import threading
+import typing as t
+
+from . import context
+from .futures import FutureProxy
+
+if t.TYPE_CHECKING:
+    import asyncio
+
+    from .context import JobContext
+    from .context import ProcessSnapshot
+    from .pools import PoolManager
+
+__all__ = [
+    "call_coroutine_function",
+    "is_coroutine_function",
+    "run_coroutine",
+    "start_in_process",
+    "start_in_thread",
+]
+
+R = t.TypeVar("R")
+_set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
+
+
+def start_in_thread(
+    manager: PoolManager,
+    future: FutureProxy[R],
+    job_context: JobContext,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> None:
+    """Hand ``fn(*args, **kwargs)`` to a pool whose workers are threads of this process."""
+    not_started = manager.not_started
+    not_started.add(future)
+    try:
+        manager.pool.submit(_run_in_thread, not_started, future, job_context, fn, args, kwargs)
+    except BaseException:
+        not_started.discard(future)
+        raise
+
+
+def _run_in_thread(
+    not_started: set[FutureProxy[R]],
+    future: FutureProxy[R],
+    job_context: JobContext,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> None:
+    not_started.discard(future)
+    if not _set_running_or_notify_cancel(future):
+        return
+    try:
+        result = context.run_job(job_context, fn, args, kwargs)
+    except BaseException as exc:
+        future.set_exception(exc)
+        # The traceback holds this frame, and the future holds the traceback: drop the
+        # frame's reference to the future so that the cycle does not outlive the job.
+        del future
+    else:
+        future.set_result(result)
+
+
+# -- Pools in other processes -----------------------------------------------------------
+
+
+def start_in_process(
+    manager: PoolManager,
+    future: FutureProxy[R],
+    snapshot: ProcessSnapshot,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> None:
+    """Hand ``fn(*args, **kwargs)`` to a pool whose workers are other processes.
+
+    The call is pickled here, in the caller, so that a value that cannot be pickled
+    fails this job's future with a message that says which one, rather than the pool's
+    feeder thread failing it later with a bare pickling error.
+    """
+    try:
+        call = pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        _set_outcome_now(future, _unpicklable_call_error(e, fn, args, kwargs))
+        return
+    pool = manager.pool
+    try:
+        source = pool.submit(_run_in_process, snapshot, call)
+    except concurrent.futures.BrokenExecutor:
+        # The pool broke since the last job's outcome came back; one new pool is tried.
+        manager.replace_broken(pool)
+        pool = manager.pool
+        source = pool.submit(_run_in_process, snapshot, call)
+    future._source = source
+    source.add_done_callback(_Follower(manager, pool, future))
+
+
+def _run_in_process(snapshot: ProcessSnapshot, call: bytes) -> bytes:
+    # Runs in the worker process.
+    fn, args, kwargs = pickle.loads(call)
+    result = context.run_job_in_process(snapshot, fn, args, kwargs)
+    try:
+        return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise TypeError(
+            f"The result of the job {_describe(fn)} cannot be pickled to send it back from"
+            f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
+            " such as plain data."
+        ) from None
+
+
+class _Follower:
+    """Copies the outcome of the pool's own future into the job's proxy."""
+
+    __slots__ = ("future", "manager", "pool")
+
+    def __init__(
+        self, manager: PoolManager, pool: concurrent.futures.Executor, future: FutureProxy[t.Any]
+    ) -> None:
+        self.manager = manager
+        self.pool = pool
+        self.future = future
+
+    def __call__(self, source: concurrent.futures.Future[bytes]) -> None:
+        future = self.future
+        if source.cancelled():
+            concurrent.futures.Future.cancel(future)
+            _set_running_or_notify_cancel(future)
+            return
+        exc = source.exception()
+        if exc is not None:
+            if isinstance(exc, concurrent.futures.BrokenExecutor):
+                self.manager.replace_broken(self.pool)
+            _set_outcome_now(future, exc)
+            return
+        try:
+            result = pickle.loads(source.result())
+        except BaseException as e:
+            _set_outcome_now(future, e)
+        else:
+            if _set_running_or_notify_cancel(future):
+                future.set_result(result)
+
+
+def _set_outcome_now(future: FutureProxy[t.Any], exc: BaseException) -> None:
+    if _set_running_or_notify_cancel(future):
+        future.set_exception(exc)
+
+
+def _unpicklable_call_error(
+    error: Exception, fn: t.Callable[..., t.Any], args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+) -> TypeError:
+    # Find the first part that does not pickle, to name it.
+    parts: list[tuple[str, object]] = [("the function", fn)]
+    parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
+    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    what = "the call"
+    for name, value in parts:
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            what = f"{name} ({value!r})"
+            break
+    return TypeError(
+        f"The job {_describe(fn)} cannot be sent to a process pool because {what} cannot"
+        f" be pickled: {type(error).__name__}: {error}. Process workers need module-level"
+        " functions and picklable arguments."
+    )
+
+
+def _describe(fn: object) -> str:
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    return f"'{module}.{name}'" if module else f"'{name}'"
+
+
+# -- Coroutine jobs ---------------------------------------------------------------------
+
+_loops = threading.local()
+
+
+class _ThreadLoop:
+    """One event loop per worker thread, reused by every coroutine job it runs.
+
+    A loop per job (what ``asyncio.run`` does) costs a selector, a self-pipe and their
+    file descriptors each time. The loop is closed when its thread ends and the
+    thread-local storage that holds this object is cleared.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+
+    def run(self, coroutine: t.Coroutine[t.Any, t.Any, R]) -> R:
+        import asyncio
+
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(coroutine)
+        finally:
+            # Tasks the job started and left behind are its own; they must not run on
+            # during the next, unrelated job on this thread.
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            asyncio.set_event_loop(None)
+
+    def __del__(self) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.close()
+
+
+def run_coroutine(coroutine: t.Coroutine[t.Any, t.Any, R]) -> R:
+    """Run ``coroutine`` to completion on this thread's own event loop."""
+    runner: _ThreadLoop | None = getattr(_loops, "runner", None)
+    if runner is None or runner.loop.is_closed():
+        runner = _loops.runner = _ThreadLoop()
+    return runner.run(coroutine)
+
+
+def call_coroutine_function(
+    fn: t.Callable[..., t.Coroutine[t.Any, t.Any, R]], *args: t.Any, **kwargs: t.Any
+) -> R:
+    """Call a coroutine function and run its coroutine on this thread's loop.
+
+    The coroutine is created here, in the worker, inside the job's contexts: the task
+    that runs it copies the current context, so it sees the job's app context and ``g``.
+    """
+    return run_coroutine(fn(*args, **kwargs))
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine that the worker must run to completion."""
+    # Jobs made by '@executor.job' on an 'async def' say so themselves: 'inspect' only
+    # recognises functions, methods and partials.
+    return inspect.iscoroutinefunction(fn) or getattr(fn, "is_async", False) is True
+
+
+def _reset_loops_after_fork() -> None:
+    # A loop's selector and self-pipe are shared with the parent after a fork; the child
+    # makes its own on first use.
+    _loops.__dict__.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_reset_loops_after_fork)

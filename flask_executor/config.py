@@ -127,9 +127,12 @@ def read_config(app: Flask, name: str) -> ExecutorConfig:
     max_workers = reader.positive_int("MAX_WORKERS")
     if max_workers is not None:
         pool_kwargs["max_workers"] = max_workers
+    elif pool_kwargs.get("max_workers") is not None:
+        # The pool would reject it only when built, at the first job; check it now.
+        pool_kwargs["max_workers"] = _positive_pool_argument(reader, pool_kwargs["max_workers"])
     if "mp_context" in pool_kwargs:
         pool_kwargs["mp_context"] = _mp_context(reader, pool_kwargs["mp_context"])
-    _check_pool_arguments(reader, pool_class, pool_kwargs)
+    _check_pool_arguments(reader, pool_class, pool_kwargs, max_workers is not None)
 
     return ExecutorConfig(
         executor_type=executor_type,
@@ -184,8 +187,20 @@ def _mp_context(reader: _Reader, value: object) -> object:
     return value
 
 
+def _positive_pool_argument(reader: _Reader, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ValueError(
+        f"'{reader.key('POOL_KWARGS')}' has 'max_workers' {value!r}, but it must be a whole"
+        " number greater than 0, or None."
+    )
+
+
 def _check_pool_arguments(
-    reader: _Reader, pool_class: type[concurrent.futures.Executor], kwargs: dict[str, t.Any]
+    reader: _Reader,
+    pool_class: type[concurrent.futures.Executor],
+    kwargs: dict[str, t.Any],
+    with_max_workers: bool,
 ) -> None:
     # The pool is built lazily, at the first job (so that it is built after a fork, in
     # the process that uses it). Binding the arguments to its signature now reports a
@@ -197,9 +212,11 @@ def _check_pool_arguments(
     try:
         signature.bind(**kwargs)
     except TypeError as e:
+        keys = f"'{reader.key('POOL_KWARGS')}'"
+        if with_max_workers:
+            keys += f" (with '{reader.key('MAX_WORKERS')}')"
         raise TypeError(
-            f"'{reader.key('POOL_KWARGS')}' (with '{reader.key('MAX_WORKERS')}') gives"
-            f" {sorted(kwargs)}, which {pool_class.__qualname__} does not accept: {e}."
+            f"{keys} gives {sorted(kwargs)}, which {pool_class.__qualname__} does not accept: {e}."
         ) from None
 
 
@@ -264,7 +281,7 @@ class _Reader:
         )
 
     def mapping(self, key: str) -> dict[str, t.Any]:
-        value = self.raw(key)
+        value = original = self.raw(key)
         if value is None:
             return {}
         if isinstance(value, str):
@@ -278,7 +295,7 @@ class _Reader:
         if not isinstance(value, t.Mapping) or not all(isinstance(k, str) for k in value):
             raise TypeError(
                 f"'{self.key(key)}' must be a dict of keyword arguments for the pool"
-                f" class, but got {value!r}."
+                f" class, but got {original!r}."
             )
         return dict(value)
 

@@ -222,69 +222,45 @@ class Executor:
                 " function itself, as in executor.submit(send_mail, address)."
             )
         app, state = self._state()
-        start = self._starter(app, state, fn)
-        if future_key is None:
-            return start(args, kwargs)
-        return start(args, kwargs, future_key)
+        if tasks.is_coroutine_function(fn):
+            fn, args = tasks.call_coroutine_function, (fn, *args)
+        job_context = context.capture(app, state.config.push_app_context)
+        return self._start(app, state, job_context, fn, args, kwargs, future_key)
 
-    def _starter(
+    def _start(
         self,
         app: Flask,
         state: _AppState,
+        job_context: context.JobContext,
         fn: t.Callable[..., t.Any],
-        job_context: context.JobContext | None = None,
-    ) -> t.Callable[..., FutureProxy[t.Any]]:
-        """Make the function that starts one job of ``fn`` (``map`` calls it per item).
-
-        Everything that is the same for every item is worked out once, here.
-        """
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+        future_key: t.Hashable,
+    ) -> FutureProxy[t.Any]:
+        # The hot path of every job; 'submit', 'submit_stored', jobs and 'map' meet here.
+        future: FutureProxy[t.Any] = FutureProxy()
+        future._job_context = job_context
+        # Attached before the pool sees the job, so that they always run in the worker.
+        for callback in self._default_done_callbacks:
+            future.add_done_callback(callback)
         config = state.config
-        manager = state.manager
-        if tasks.is_coroutine_function(fn):
-            fn_args: tuple[t.Any, ...] = (fn,)
-            fn = tasks.call_coroutine_function
-        else:
-            fn_args = ()
-        callbacks = self._default_done_callbacks
-        failure_logger = (
-            _FailureLogger(app, fn_args[0] if fn_args else fn)
-            if config.propagate_exceptions
-            else None
-        )
-        base_context = job_context
-
-        def start(
-            args: tuple[t.Any, ...], kwargs: dict[str, t.Any], future_key: t.Hashable = None
-        ) -> FutureProxy[t.Any]:
-            if base_context is None:
-                job_context = context.capture(app, config.push_app_context)
+        if config.propagate_exceptions:
+            concurrent.futures.Future.add_done_callback(future, _FailureLogger(app, fn, args))
+        if future_key is not None:
+            state.futures.add(future_key, future)
+        try:
+            if state.runs_in_process:
+                tasks.start_in_thread(state.manager, future, job_context, fn, args, kwargs)
             else:
-                job_context = base_context.for_another_job()
-            future: FutureProxy[t.Any] = FutureProxy()
-            future._job_context = job_context
-            # Attached before the pool sees the job, so they always run in the worker.
-            for callback in callbacks:
-                future.add_done_callback(callback)
-            if failure_logger is not None:
-                concurrent.futures.Future.add_done_callback(future, failure_logger)
+                snapshot = context.snapshot_for_process(
+                    state.app_token, state.app_import, config.push_app_context
+                )
+                tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
+        except BaseException:
             if future_key is not None:
-                state.futures.add(future_key, future)
-            call_args = fn_args + args if fn_args else args
-            try:
-                if state.runs_in_process:
-                    tasks.start_in_thread(manager, future, job_context, fn, call_args, kwargs)
-                else:
-                    snapshot = context.snapshot_for_process(
-                        state.app_token, state.app_import, config.push_app_context
-                    )
-                    tasks.start_in_process(manager, future, snapshot, fn, call_args, kwargs)
-            except BaseException:
-                if future_key is not None:
-                    state.futures.pop(future_key)
-                raise
-            return future
-
-        return start
+                state.futures.pop(future_key)
+            raise
+        return future
 
     def map(
         self,
@@ -329,20 +305,23 @@ class Executor:
         arguments: t.Iterator[tuple[t.Any, ...]] = zip(*iterables)
         chunked = chunksize > 1 and not state.runs_in_process
         if chunked:
-            arguments = ((fn, chunk) for chunk in _chunks(arguments, chunksize))
+            item_fn = fn
+            arguments = ((item_fn, chunk) for chunk in _chunks(arguments, chunksize))
             fn = _run_chunk
-        job_context = context.capture(app, state.config.push_app_context)
-        start = self._starter(app, state, fn, job_context)
-        return MapResult(
-            lambda args: start(args, {}),
-            arguments,
-            timeout=timeout,
-            buffersize=buffersize,
-            chunked=chunked,
-        )
+        elif tasks.is_coroutine_function(fn):
+            coroutine_fn = fn
+            arguments = ((coroutine_fn, *args) for args in arguments)
+            fn = tasks.call_coroutine_function
+        # Captured once, here, where the caller is; each item runs in its own copy, so
+        # no two workers ever enter the same Context (1.0's "Token was created in a
+        # different Context").
+        base_context = context.capture(app, state.config.push_app_context)
 
-    # An 'async def' function is also a 'Callable[P, R]', with R a coroutine; the first
-    # overload wins for it, which is the point.
+        def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
+            return self._start(app, state, base_context.for_another_job(), fn, args, {}, None)
+
+        return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
+
     @t.overload
     def job(  # type: ignore[overload-overlap]
         self, fn: t.Callable[P, t.Coroutine[t.Any, t.Any, R]]
@@ -396,18 +375,19 @@ class _FailureLogger:
     :mod:`concurrent.futures` only logs it, to its own logger, without saying which job.
     """
 
-    __slots__ = ("app", "name")
+    __slots__ = ("app", "fn")
 
-    def __init__(self, app: Flask, fn: t.Callable[..., t.Any]) -> None:
+    def __init__(self, app: Flask, fn: t.Callable[..., t.Any], args: tuple[t.Any, ...]) -> None:
         self.app = app
-        self.name = tasks._describe(fn)
+        # A coroutine job is submitted as 'call_coroutine_function(fn, ...)': name 'fn'.
+        self.fn = args[0] if fn is tasks.call_coroutine_function else fn
 
     def __call__(self, future: concurrent.futures.Future[t.Any]) -> None:
         if future.cancelled():
             return
         exc = future.exception()
         if exc is not None:
-            self.app.logger.error("The job %s failed.", self.name, exc_info=exc)
+            self.app.logger.error("The job %s failed.", tasks.describe(self.fn), exc_info=exc)
 
 
 def _chunks(

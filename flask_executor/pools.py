@@ -37,6 +37,8 @@ class PoolManager:
         self._pool: concurrent.futures.Executor | None = None
         self._lock = threading.Lock()
         self._is_shut_down = False
+        #: Whether jobs may skip the pool's 'submit' (see 'tasks.takes_work_items').
+        self.takes_work_items = False
         #: Futures of thread jobs that have not started. A thread job sets its own
         #: future, so when ``shutdown(cancel_futures=True)`` drops a job from the pool's
         #: queue, only this set lets its future be cancelled rather than left pending.
@@ -62,7 +64,11 @@ class PoolManager:
                     f"The executor {self.label} has been shut down, so it cannot run new jobs."
                 )
             if self._pool is None:
-                self._pool = self.config.pool_class(**self.config.pool_kwargs)
+                from .tasks import takes_work_items
+
+                pool = self.config.pool_class(**self.config.pool_kwargs)
+                self.takes_work_items = takes_work_items(pool)
+                self._pool = pool
             return self._pool
 
     def replace_broken(self, broken: concurrent.futures.Executor) -> None:

@@ -20,10 +20,12 @@ in Flask-Executor 1.0 made them run in the submitting thread.
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.thread as _cf_thread
 import inspect
 import os
 import pickle
 import threading
+import types
 import typing as t
 
 from . import context
@@ -42,6 +44,7 @@ __all__ = [
     "run_coroutine",
     "start_in_process",
     "start_in_thread",
+    "takes_work_items",
 ]
 
 R = t.TypeVar("R")
@@ -57,35 +60,103 @@ def start_in_thread(
     kwargs: dict[str, t.Any],
 ) -> None:
     """Hand ``fn(*args, **kwargs)`` to a pool whose workers are threads of this process."""
+    pool = manager.pool
+    if manager.takes_work_items:
+        _enqueue(
+            t.cast(concurrent.futures.ThreadPoolExecutor, pool),
+            _ThreadJob(future, job_context, fn, args, kwargs, None),
+        )
+        return
+    # Any other thread pool gets a plain callable. Its own future is ignored, and if
+    # 'shutdown(cancel_futures=True)' drops the job from its queue, only 'not_started'
+    # lets the proxy be cancelled instead of left pending for ever.
     not_started = manager.not_started
     not_started.add(future)
     try:
-        manager.pool.submit(_run_in_thread, not_started, future, job_context, fn, args, kwargs)
+        pool.submit(_ThreadJob(future, job_context, fn, args, kwargs, not_started).run)
     except BaseException:
         not_started.discard(future)
         raise
 
 
-def _run_in_thread(
-    not_started: set[FutureProxy[R]],
-    future: FutureProxy[R],
-    job_context: JobContext,
-    fn: t.Callable[..., R],
-    args: tuple[t.Any, ...],
-    kwargs: dict[str, t.Any],
-) -> None:
-    not_started.discard(future)
-    if not _set_running_or_notify_cancel(future):
-        return
-    try:
-        result = context.run_job(job_context, fn, args, kwargs)
-    except BaseException as exc:
-        future.set_exception(exc)
-        # The traceback holds this frame, and the future holds the traceback: drop the
-        # frame's reference to the future so that the cycle does not outlive the job.
-        del future
-    else:
-        future.set_result(result)
+class _ThreadJob:
+    """One job for a thread worker; runs the call in its contexts and sets its future.
+
+    It has the two members that the workers of CPython's ThreadPoolExecutor use of their
+    own work items, ``future`` and ``run()``, so it can go straight into such a pool's
+    queue (see :func:`_enqueue`).
+    """
+
+    __slots__ = ("args", "fn", "future", "job_context", "kwargs", "not_started")
+
+    def __init__(
+        self,
+        future: FutureProxy[t.Any],
+        job_context: JobContext,
+        fn: t.Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+        not_started: set[FutureProxy[t.Any]] | None,
+    ) -> None:
+        self.future = future
+        self.job_context = job_context
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.not_started = not_started
+
+    def run(self, *_: object) -> None:
+        # Python 3.14's workers pass their own worker context; it is not needed here.
+        future = self.future
+        if self.not_started is not None:
+            self.not_started.discard(future)
+        if not _set_running_or_notify_cancel(future):
+            return
+        try:
+            result = context.run_job(self.job_context, self.fn, self.args, self.kwargs)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # The traceback holds this frame and the future holds the traceback: drop the
+            # frame's references so that the cycle does not outlive the job.
+            del self, future
+        else:
+            future.set_result(result)
+
+
+def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, job: _ThreadJob) -> None:
+    # What ThreadPoolExecutor.submit does, less the Future it would make: the job brings
+    # its own. Two futures per job, the pool's set by its worker and then copied into
+    # ours, would cost a small job about a fifth more (see docs/performance.rst). Only
+    # used for the exact class, whose private members are checked when the pool is
+    # built ('PoolManager.takes_work_items'); anything else goes through 'submit'.
+    with pool._shutdown_lock, _cf_thread._global_shutdown_lock:
+        if pool._broken:
+            raise _cf_thread.BrokenThreadPool(pool._broken)
+        if pool._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if _cf_thread._shutdown:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        pool._work_queue.put(t.cast(t.Any, job))
+        pool._adjust_thread_count()
+
+
+def takes_work_items(pool: concurrent.futures.Executor) -> bool:
+    """Whether jobs can go straight into ``pool``'s queue (see :func:`_enqueue`)."""
+    return (
+        type(pool) is concurrent.futures.ThreadPoolExecutor
+        and all(
+            hasattr(pool, name)
+            for name in (
+                "_shutdown_lock",
+                "_broken",
+                "_shutdown",
+                "_work_queue",
+                "_adjust_thread_count",
+            )
+        )
+        and hasattr(_cf_thread, "_global_shutdown_lock")
+        and hasattr(_cf_thread, "_shutdown")
+    )
 
 
 # -- Pools in other processes -----------------------------------------------------------
@@ -130,7 +201,7 @@ def _run_in_process(snapshot: ProcessSnapshot, call: bytes) -> bytes:
         return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except Exception as e:
         raise TypeError(
-            f"The result of the job {_describe(fn)} cannot be pickled to send it back from"
+            f"The result of the job {describe(fn)} cannot be pickled to send it back from"
             f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
             " such as plain data."
         ) from None
@@ -189,13 +260,13 @@ def _unpicklable_call_error(
             what = f"{name} ({value!r})"
             break
     return TypeError(
-        f"The job {_describe(fn)} cannot be sent to a process pool because {what} cannot"
+        f"The job {describe(fn)} cannot be sent to a process pool because {what} cannot"
         f" be pickled: {type(error).__name__}: {error}. Process workers need module-level"
         " functions and picklable arguments."
     )
 
 
-def _describe(fn: object) -> str:
+def describe(fn: object) -> str:
     module = getattr(fn, "__module__", None)
     name = getattr(fn, "__qualname__", None) or repr(fn)
     return f"'{module}.{name}'" if module else f"'{name}'"
@@ -263,9 +334,17 @@ def call_coroutine_function(
 
 def is_coroutine_function(fn: object) -> bool:
     """Whether calling ``fn`` makes a coroutine that the worker must run to completion."""
+    # A plain function is answered from its code flags: this runs for every job, and
+    # 'inspect' takes several times as long. (A function marked with Python 3.12's
+    # 'inspect.markcoroutinefunction' carries the marker in its __dict__.)
+    if type(fn) is types.FunctionType and _COROUTINE_MARKER not in fn.__dict__:
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
     # Jobs made by '@executor.job' on an 'async def' say so themselves: 'inspect' only
     # recognises functions, methods and partials.
     return inspect.iscoroutinefunction(fn) or getattr(fn, "is_async", False) is True
+
+
+_COROUTINE_MARKER = "_is_coroutine_marker"
 
 
 def _reset_loops_after_fork() -> None:

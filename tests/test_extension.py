@@ -470,8 +470,16 @@ SHUT_DOWN = (
 )
 
 
+def _release_unless_returned(returned: threading.Event, release: threading.Event) -> None:
+    # Lets a blocked job go if shutdown has not returned by then. A shutdown that waits
+    # cannot return first; one that does not wait returns at once. The pause only gives
+    # a broken shutdown time to show itself; a correct one passes whatever it is.
+    returned.wait(0.1)
+    release.set()
+
+
 def test_shutdown_waits_for_running_jobs(executor: Executor) -> None:
-    started, release = threading.Event(), threading.Event()
+    started, release, returned = threading.Event(), threading.Event(), threading.Event()
 
     def slow() -> str:
         started.set()
@@ -480,10 +488,12 @@ def test_shutdown_waits_for_running_jobs(executor: Executor) -> None:
 
     future = executor.submit(slow)
     assert started.wait(10)
-    # Release the job from another thread once shutdown is already waiting for it.
-    threading.Thread(target=release.set).start()
+    threading.Thread(target=_release_unless_returned, args=(returned, release)).start()
     executor.shutdown(wait=True)
-    assert future.done()
+    # Read before telling the releaser, which would otherwise let the job finish.
+    done_when_returned = future.done()
+    returned.set()
+    assert done_when_returned
     assert future.result() == "done"
 
 
@@ -542,7 +552,7 @@ def test_shutdown_cancel_futures_cancels_queued_jobs(app: Flask) -> None:
     " shutdown(wait=True) after shutdown(wait=False) returns without waiting for running jobs.",
 )
 def test_second_shutdown_waits(executor: Executor) -> None:
-    started, release = threading.Event(), threading.Event()
+    started, release, returned = threading.Event(), threading.Event(), threading.Event()
 
     def slow() -> None:
         started.set()
@@ -551,10 +561,12 @@ def test_second_shutdown_waits(executor: Executor) -> None:
     future = executor.submit(slow)
     assert started.wait(10)
     executor.shutdown(wait=False)
-    threading.Thread(target=release.set).start()
+    threading.Thread(target=_release_unless_returned, args=(returned, release)).start()
     # As with ThreadPoolExecutor, waiting on a later call still waits for the job.
     executor.shutdown(wait=True)
-    assert future.done()
+    done_when_returned = future.done()
+    returned.set()
+    assert done_when_returned
 
 
 # -- EXECUTOR_PROPAGATE_EXCEPTIONS ---------------------------------------------------------

@@ -81,9 +81,16 @@ class ExecutorConfig:
         Only pools known to run jobs in threads of this process (any
         :class:`~concurrent.futures.ThreadPoolExecutor` subclass, gevent's included) get
         the fast path in which the job sets its own future. Anything else, process pools
-        and unknown custom pools, is treated as out of process and its futures are chained.
+        and unknown custom pools, is treated as out of process: its jobs are pickled and
+        its futures are chained. Treating a remote pool as local would hang every job,
+        while treating a local pool as remote only asks for picklable jobs.
         """
-        return issubclass(self.pool_class, concurrent.futures.ThreadPoolExecutor)
+        # Python 3.14's InterpreterPoolExecutor subclasses ThreadPoolExecutor but runs
+        # jobs in subinterpreters, which share no objects with this one.
+        interpreter_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
+        return issubclass(self.pool_class, concurrent.futures.ThreadPoolExecutor) and not (
+            interpreter_pool is not None and issubclass(self.pool_class, interpreter_pool)
+        )
 
 
 def validate_name(name: str) -> str:

@@ -262,6 +262,26 @@ class Executor:
             raise
         return future
 
+    @t.overload
+    def map(
+        self,
+        fn: t.Callable[..., t.Coroutine[t.Any, t.Any, R]],
+        *iterables: t.Iterable[t.Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> MapResult[R]: ...
+
+    @t.overload
+    def map(
+        self,
+        fn: t.Callable[..., R],
+        *iterables: t.Iterable[t.Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+    ) -> MapResult[R]: ...
+
     def map(
         self,
         fn: t.Callable[..., t.Any],

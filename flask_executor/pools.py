@@ -15,6 +15,8 @@ import threading
 import typing as t
 import weakref
 
+from .tasks import takes_work_items
+
 if t.TYPE_CHECKING:
     from .config import ExecutorConfig
     from .futures import FutureProxy
@@ -64,8 +66,6 @@ class PoolManager:
                     f"The executor {self.label} has been shut down, so it cannot run new jobs."
                 )
             if self._pool is None:
-                from .tasks import takes_work_items
-
                 pool = self.config.pool_class(**self.config.pool_kwargs)
                 self.takes_work_items = takes_work_items(pool)
                 self._pool = pool

@@ -10,6 +10,7 @@ endless inputs.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import time
 import typing as t
@@ -73,13 +74,13 @@ class MapResult(t.Generic[R]):
             return None
         return max(0.0, self._deadline - time.monotonic())
 
-    def _next_future(self) -> FutureProxy[t.Any] | None:
-        if not self._in_flight:
-            return None
-        future = self._in_flight.popleft()
-        # Top the buffer up before waiting, so the pool stays busy meanwhile.
+    def _take_head(self) -> None:
+        # The oldest job's result has been taken: it leaves the window, and only now does
+        # the next item enter it. Topping up before the result is in would put N + 1 jobs
+        # in flight, and would pull one item too many from the input when the wait ends
+        # in a timeout or an exception.
+        self._in_flight.popleft()
         self._fill()
-        return future
 
     def _hand_out(self, value: t.Any) -> R:
         if self._chunked:
@@ -93,17 +94,18 @@ class MapResult(t.Generic[R]):
     def __next__(self) -> R:
         if self._ready:
             return self._ready.popleft()
-        while True:
-            future = self._next_future()
-            if future is None:
-                raise StopIteration
+        while self._in_flight:
+            # The head stays in the window while it is waited on, so that 'close' cancels
+            # it too if the wait ends in a timeout.
             try:
-                value = future.result(self._remaining())
+                value = self._in_flight[0].result(self._remaining())
+                self._take_head()
             except BaseException:
                 self.close()
                 raise
             if not self._chunked or value:
                 return self._hand_out(value)
+        raise StopIteration
 
     def __aiter__(self) -> MapResult[R]:
         return self
@@ -111,23 +113,23 @@ class MapResult(t.Generic[R]):
     async def __anext__(self) -> R:
         if self._ready:
             return self._ready.popleft()
-        while True:
-            future = self._next_future()
-            if future is None:
-                raise StopAsyncIteration
+        while self._in_flight:
+            future = self._in_flight[0]
             try:
                 remaining = self._remaining()
-                if remaining is None:
+                if remaining is None or future.done():
+                    # A result that is already in is handed out even after the deadline,
+                    # as 'Future.result(timeout)' does for sync iteration.
                     value = await future
                 else:
-                    import asyncio
-
-                    value = await asyncio.wait_for(future, remaining)
+                    value = await _wait_for(future, remaining)
+                self._take_head()
             except BaseException:
                 self.close()
                 raise
             if not self._chunked or value:
                 return self._hand_out(value)
+        raise StopAsyncIteration
 
     def close(self) -> None:
         """Stop: cancel the jobs that have not started and submit no more."""
@@ -137,3 +139,14 @@ class MapResult(t.Generic[R]):
 
     def __repr__(self) -> str:
         return f"<MapResult {len(self._in_flight)} in flight>"
+
+
+async def _wait_for(future: FutureProxy[t.Any], timeout: float) -> t.Any:
+    import asyncio
+
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        # Before Python 3.11 asyncio has a TimeoutError of its own; raise the one that
+        # sync iteration raises, so that one 'except' serves both.
+        raise concurrent.futures.TimeoutError() from None

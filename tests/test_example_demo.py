@@ -1,0 +1,165 @@
+"""The demo app of README (``examples/demo.py``): through the test client, and served for real.
+
+The second test runs the demo exactly as README tells a new user to, ``python
+examples/demo.py``, on a free port, and follows one stored job from start to finish.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import threading
+import types
+import typing as t
+import urllib.request
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from servers import free_port
+from servers import get
+from servers import get_json
+from servers import running_server
+
+ROOT = Path(__file__).parent.parent
+DEMO = ROOT / "examples" / "demo.py"
+
+
+@pytest.fixture
+def demo() -> t.Iterator[types.ModuleType]:
+    # A fresh module each time: each test gets its own app, executor and stored futures.
+    spec = importlib.util.spec_from_file_location("flask_executor_demo", DEMO)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    with module.app.app_context():
+        module.executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def client(demo: types.ModuleType) -> FlaskClient:
+    client: FlaskClient = demo.app.test_client()
+    return client
+
+
+def test_index_tells_what_to_try(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.text
+    assert "curl -X POST 'http://localhost/jobs?seconds=10'" in page
+    assert "curl 'http://localhost/jobs/ID?wait=30'" in page
+    assert 'href="http://localhost/squares?n=10"' in page
+    assert 'href="http://localhost/jobs"' in page
+
+
+def test_stored_job_runs_with_the_request_that_started_it(client: FlaskClient) -> None:
+    started = client.post("/jobs?seconds=0", headers={"X-User": "ada", "X-Request-Id": "req-1"})
+    assert started.status_code == 202
+    job_id = started.json["id"]
+    assert started.json["status_url"] == f"http://localhost/jobs/{job_id}"
+
+    # Without 'wait' the status is whatever the job is doing at this instant.
+    assert client.get(f"/jobs/{job_id}").json["state"] in {"PENDING", "RUNNING", "FINISHED"}
+
+    status = client.get(f"/jobs/{job_id}?wait=30").json
+    assert status["state"] == "FINISHED"
+    result = status["result"]
+    assert result["submitted_from"] == "POST /jobs?seconds=0"
+    assert result["user"] == "ada"
+    assert result["request_id"] == "req-1"
+    assert result["worker"].startswith("ThreadPoolExecutor")
+
+    listed = client.get("/jobs").json["jobs"]
+    assert [job["id"] for job in listed] == [job_id]
+
+    forgotten = client.delete(f"/jobs/{job_id}")
+    assert forgotten.status_code == 200
+    assert forgotten.json["cancelled"] is False
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+    assert client.get("/jobs").json["jobs"] == []
+
+
+class _ErrorRecords(logging.Handler):
+    """Collects ERROR records and signals the first, so a test waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.arrived = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.arrived.set()
+
+
+def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: FlaskClient) -> None:
+    errors = _ErrorRecords()
+    demo.app.logger.addHandler(errors)
+    try:
+        job_id = client.post("/jobs?seconds=0&fail=yes").json["id"]
+        status = client.get(f"/jobs/{job_id}?wait=30").json
+        assert status == {
+            "id": job_id,
+            "state": "FAILED",
+            "error": "RuntimeError: The job was asked to fail after 0.0 s.",
+        }
+        # EXECUTOR_PROPAGATE_EXCEPTIONS is on in the demo. Its log line is written by a
+        # done callback, which may run just after the status view has woken up.
+        assert errors.arrived.wait(30)
+    finally:
+        demo.app.logger.removeHandler(errors)
+    (record,) = errors.records
+    assert record.getMessage() == "The job 'flask_executor_demo.slow_job' failed."
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+
+
+def test_unknown_job_is_404(client: FlaskClient) -> None:
+    response = client.get("/jobs/nope")
+    assert response.status_code == 404
+    assert response.json["state"] == "UNKNOWN"
+    assert client.delete("/jobs/nope").status_code == 404
+
+
+def test_squares_uses_map_in_order(client: FlaskClient) -> None:
+    results = client.get("/squares?n=6").json["results"]
+    assert [r["square"] for r in results] == [1, 4, 9, 16, 25, 36]
+
+
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_demo_runs_as_a_real_server() -> None:
+    port = free_port()
+    argv = [sys.executable, str(DEMO)]
+    with running_server(argv, port, cwd=ROOT, env={"PORT": str(port)}) as base:
+        status, page = get(f"{base}/")
+        assert status == 200
+        assert f"curl -X POST '{base}/jobs?seconds=10'" in page
+
+        request = urllib.request.Request(
+            f"{base}/jobs?seconds=0.2",
+            method="POST",
+            headers={"X-User": "grace", "X-Request-Id": "real-1"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+            started = json.loads(response.read())
+        status_url = started["status_url"]
+        assert status_url == f"{base}/jobs/{started['id']}"
+
+        assert get_json(status_url)["state"] in {"PENDING", "RUNNING", "FINISHED"}
+        # The status view waits on the stored future itself, so this returns as soon as
+        # the job is done; no polling interval to guess.
+        final = get_json(f"{status_url}?wait=30")
+        assert final["state"] == "FINISHED"
+        assert final["result"]["user"] == "grace"
+        assert final["result"]["request_id"] == "real-1"
+        assert final["result"]["submitted_from"] == "POST /jobs?seconds=0.2"
+
+        assert [job["id"] for job in get_json(f"{base}/jobs")["jobs"]] == [started["id"]]
+        squares = get_json(f"{base}/squares?n=3")["results"]
+        assert [r["square"] for r in squares] == [1, 4, 9]

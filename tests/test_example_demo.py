@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import re
 import sys
 import threading
 import types
@@ -163,3 +164,16 @@ def test_demo_runs_as_a_real_server() -> None:
         assert [job["id"] for job in get_json(f"{base}/jobs")["jobs"]] == [started["id"]]
         squares = get_json(f"{base}/squares?n=3")["results"]
         assert [r["square"] for r in squares] == [1, 4, 9]
+
+
+def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:
+    # README promises exactly two commands; .ci/run must run the test one verbatim, and
+    # the demo one must start the file that the server test above starts.
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^```\n([^`\n]+)\n```$", readme, flags=re.MULTILINE)
+    assert len(commands) == 2, commands
+    demo_command, test_command = commands
+    assert demo_command.endswith(".venv/bin/python examples/demo.py")
+    assert test_command.endswith(".venv/bin/python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"({test_command})" in ci.splitlines()

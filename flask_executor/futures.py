@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -148,8 +149,9 @@ class FutureCollection:
     stored.
 
     When a new future would exceed ``max_length``, the oldest *finished* future is
-    evicted. If none has finished, the oldest unfinished one is evicted and a warning is
-    logged, since its result can then no longer be fetched by key.
+    evicted: the one that finished first, whose result has waited longest to be read.
+    If none has finished, the oldest unfinished one (the first stored) is evicted and a
+    warning is logged, since its result can then no longer be fetched by key.
 
     :param max_length: The most futures to keep, or None to keep every one.
     """
@@ -157,8 +159,11 @@ class FutureCollection:
     def __init__(self, max_length: int | None = 50) -> None:
         self.max_length = max_length
         self._futures: dict[t.Hashable, FutureProxy[t.Any]] = {}
-        self._keys: dict[FutureProxy[t.Any], t.Hashable] = {}
-        # Keys of finished futures in the order they were stored, the eviction queue.
+        # How many keys each stored future is stored under (usually one), so that
+        # 'future in collection' takes constant time.
+        self._stored: dict[FutureProxy[t.Any], int] = {}
+        # Keys of stored futures that have finished, in the order they finished: the
+        # eviction queue.
         self._finished: collections.OrderedDict[t.Hashable, None] = collections.OrderedDict()
         self._lock = threading.RLock()
         _collections_to_reset_after_fork.add(self)
@@ -175,16 +180,18 @@ class FutureCollection:
                     " first, or choose another key."
                 )
             self._futures[future_key] = future
-            self._keys[future] = future_key
+            self._stored[future] = self._stored.get(future, 0) + 1
+            # Added before evicting: a future that is already finished runs the callback
+            # right here (the lock is reentrant) and so counts as finished below. No
+            # deadlock: a Future runs its callbacks after releasing its own lock.
+            _Future.add_done_callback(future, functools.partial(self._on_done, future_key))
             self._evict()
-        # Added outside the lock: for a finished future the callback runs right here.
-        _Future.add_done_callback(future, self._on_done)
 
-    def _on_done(self, future: concurrent.futures.Future[t.Any]) -> None:
+    def _on_done(self, future_key: t.Hashable, future: concurrent.futures.Future[t.Any]) -> None:
         with self._lock:
-            key = self._keys.get(t.cast(FutureProxy[t.Any], future), _MISSING)
-            if key is not _MISSING:
-                self._finished[key] = None
+            # The key may have been popped since, or even stored again with another future.
+            if self._futures.get(future_key) is future:
+                self._finished[future_key] = None
 
     def _evict(self) -> None:
         if self.max_length is None:
@@ -207,7 +214,9 @@ class FutureCollection:
     def _remove(self, key: t.Hashable) -> FutureProxy[t.Any] | None:
         future = self._futures.pop(key, None)
         if future is not None:
-            del self._keys[future]
+            count = self._stored.pop(future) - 1
+            if count:
+                self._stored[future] = count
             self._finished.pop(key, None)
         return future
 
@@ -240,7 +249,7 @@ class FutureCollection:
     def __contains__(self, item: object) -> bool:
         # Keys are what users look up; a future is accepted too, as in 1.0.
         if isinstance(item, _Future):
-            return item in self._keys
+            return item in self._stored
         try:
             return item in self._futures
         except TypeError:  # an unhashable key cannot be stored
@@ -277,12 +286,11 @@ class FutureCollection:
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.RLock()
-        for future in list(self._futures.values()):
+        for key, future in list(self._futures.items()):
             future._fail_after_fork()
-            self._finished[self._keys[future]] = None
+            self._finished[key] = None
 
 
-_MISSING = object()
 _collections_to_reset_after_fork: weakref.WeakSet[FutureCollection] = weakref.WeakSet()
 
 

@@ -99,10 +99,16 @@ class PoolManager:
         if pool is None:
             return
         if cancel_futures:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # A thread job sets its own future, so the pool cancelling its work items
+            # does not reach ours: cancel them here, before any waiting. A worker that
+            # takes one of these jobs afterwards finds it cancelled and skips it; one
+            # that took it first has marked it running, and 'cancel' leaves it alone.
             for future in list(self.not_started):
                 future.cancel()
-        pool.shutdown(wait=wait)
+        # One call, not two: a second 'shutdown' would reset a process pool's
+        # cancel-pending flag before its manager thread reads it, and would not wait,
+        # because the first call already let go of that thread.
+        pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     @property
     def is_shut_down(self) -> bool:

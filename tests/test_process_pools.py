@@ -1,0 +1,558 @@
+"""Process pools: contexts in the workers, healing after a crash, bad input, shutdown.
+
+Every test runs real worker processes. The jobs live in ``apps/process_jobs.py``, since a
+worker finds a job by its module and name; the app that spawned workers import is
+``apps/process_app.py``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import typing as t
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask import g
+from flask import request
+from flask_executor import Executor
+
+from apps import process_jobs as jobs
+from apps.process_jobs import Gate
+from servers import APPS
+
+if t.TYPE_CHECKING:
+    from types import ModuleType
+
+    from flask_executor import FutureProxy
+
+ROOT = Path(__file__).parent.parent
+APP_IMPORT = "process_app:create_app()"
+SPAWNING = ["spawn", "forkserver"]
+
+# Generous: a worker process on a busy machine may take a while to start and import.
+RESULT_TIMEOUT = 30
+
+
+@pytest.fixture
+def process_app(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The app module, importable as ``process_app`` here and in every worker.
+
+    Spawned workers receive this process's ``sys.path``, so they import the same module.
+    """
+    monkeypatch.syspath_prepend(str(APPS))
+    monkeypatch.delenv("FLASK_APP", raising=False)
+    return importlib.import_module("process_app")
+
+
+Bind = t.Callable[..., tuple[Flask, Executor]]
+
+
+@pytest.fixture
+def bind(process_app: ModuleType) -> t.Iterator[Bind]:
+    """Make an app from ``process_app`` and bind an executor with a process pool to it."""
+    bound: list[tuple[Flask, Executor]] = []
+
+    def bind(
+        start_method: str = "fork", executor: Executor | None = None, **config: t.Any
+    ) -> tuple[Flask, Executor]:
+        app: Flask = process_app.create_app()
+        app.config["EXECUTOR_TYPE"] = "process"
+        app.config["EXECUTOR_MAX_WORKERS"] = 2
+        app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": start_method}
+        app.config.update(config)
+        executor = executor if executor is not None else Executor()
+        executor.init_app(app)
+        bound.append((app, executor))
+        return app, executor
+
+    yield bind
+    for app, executor in bound:
+        with app.app_context():
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def executor_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.name == "flask_executor" and r.levelno >= logging.WARNING
+    ]
+
+
+# -- 1. The app in the worker ------------------------------------------------------------
+
+
+def test_fork_workers_use_the_inherited_app(bind: Bind, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "flask_executor")
+    app, executor = bind("fork")
+    assert executor_warnings(caplog) == []
+
+    with app.app_context():
+        reports = [executor.submit(jobs.app_report).result(RESULT_TIMEOUT) for _ in range(4)]
+
+    for report in reports:
+        assert report["pid"] != os.getpid()
+        assert report["has_app_context"] is True
+        assert report["app_name"] == app.name
+        # The very app object of the parent, built here, not rebuilt in the worker.
+        assert report["build_number"] == app.config["BUILD_NUMBER"]
+        assert report["built_in_pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("start_method", SPAWNING)
+@pytest.mark.parametrize("setting", ["EXECUTOR_APP_IMPORT", "FLASK_APP"])
+def test_spawned_workers_import_the_app_once(
+    bind: Bind,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    start_method: str,
+    setting: str,
+) -> None:
+    caplog.set_level(logging.WARNING, "flask_executor")
+    if setting == "FLASK_APP":
+        monkeypatch.setenv("FLASK_APP", APP_IMPORT)
+        app, executor = bind(start_method, EXECUTOR_MAX_WORKERS=1)
+    else:
+        app, executor = bind(start_method, EXECUTOR_MAX_WORKERS=1, EXECUTOR_APP_IMPORT=APP_IMPORT)
+    assert executor_warnings(caplog) == []
+
+    with app.app_context():
+        reports = [executor.submit(jobs.app_report).result(RESULT_TIMEOUT) for _ in range(4)]
+
+    worker_pid = reports[0]["pid"]
+    assert worker_pid != os.getpid()
+    for report in reports:
+        assert report["pid"] == worker_pid
+        assert report["has_app_context"] is True
+        assert report["app_name"] == app.name
+        assert report["greeting"] == "hello from process_app"
+        # Built in the worker, by the first job, and reused by the next three.
+        assert report["built_in_pid"] == worker_pid
+        assert report["build_number"] == 1
+
+
+@pytest.mark.parametrize("start_method", SPAWNING)
+def test_without_app_import_jobs_run_without_app_context_and_init_app_warns_once(
+    bind: Bind, caplog: pytest.LogCaptureFixture, start_method: str
+) -> None:
+    caplog.set_level(logging.WARNING, "flask_executor")
+    app, executor = bind(start_method)
+
+    [warning] = executor_warnings(caplog)
+    message = warning.getMessage()
+    assert "without an app context" in message
+    assert repr(start_method) in message
+    assert "EXECUTOR_APP_IMPORT" in message
+    assert "FLASK_APP" in message
+
+    with app.app_context():
+        reports = [executor.submit(jobs.app_report).result(RESULT_TIMEOUT) for _ in range(3)]
+    assert [r["has_app_context"] for r in reports] == [False] * 3
+    # Running the jobs adds no warnings of its own.
+    assert len(executor_warnings(caplog)) == 1
+
+
+def test_start_method_can_be_a_context_object(bind: Bind) -> None:
+    import multiprocessing
+
+    app, executor = bind(multiprocessing.get_context("spawn"), EXECUTOR_APP_IMPORT=APP_IMPORT)
+    with app.app_context():
+        report = executor.submit(jobs.app_report).result(RESULT_TIMEOUT)
+    assert report["built_in_pid"] == report["pid"] != os.getpid()
+
+
+# -- 2. The request and g in the worker ----------------------------------------------------
+
+
+def add_views(app: Flask, executor: Executor) -> None:
+    @app.route("/items/<int:item_id>", methods=["GET", "POST"])
+    def item(item_id: int) -> t.Any:
+        return executor.submit(jobs.request_report).result(RESULT_TIMEOUT)
+
+    @app.post("/body/<read>")
+    def body(read: str) -> t.Any:
+        if read == "read":
+            request.get_data()
+        future = executor.submit(jobs.request_body)
+        concurrent.futures.wait([future], RESULT_TIMEOUT)
+        if future.exception() is not None:
+            return {"error": str(future.exception())}
+        return {"body": future.result().decode()}
+
+    @app.post("/form")
+    def form() -> t.Any:
+        assert request.form["name"] == "ada"
+        return executor.submit(jobs.request_form).result(RESULT_TIMEOUT)
+
+    @app.get("/g")
+    def g_view() -> t.Any:
+        g.user = "ada"
+        g.attempts = 3
+        g.lock = threading.Lock()
+        g.callback = lambda: None
+        return executor.submit(jobs.g_report).result(RESULT_TIMEOUT)
+
+    @app.get("/report")
+    def report() -> t.Any:
+        g.secret = request.args.get("secret")
+        return executor.submit(jobs.context_report).result(RESULT_TIMEOUT)
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def request_app(request: pytest.FixtureRequest, bind: Bind) -> tuple[Flask, Executor]:
+    app, executor = bind(request.param, EXECUTOR_APP_IMPORT=APP_IMPORT)
+    add_views(app, executor)
+    return app, executor
+
+
+def test_job_sees_a_snapshot_of_the_request(request_app: tuple[Flask, Executor]) -> None:
+    app, _ = request_app
+    client = app.test_client()
+    client.set_cookie("flavour", "oatmeal")
+
+    report = client.post(
+        "/items/7?q=a&q=b&page=2", headers={"X-Trace": "trace-1"}, data=b"unread"
+    ).json
+
+    assert report == {
+        "method": "POST",
+        "path": "/items/7",
+        "url": "http://localhost/items/7?q=a&q=b&page=2",
+        "args": {"q": ["a", "b"], "page": ["2"]},
+        "headers": {"X-Trace": "trace-1", "Host": "localhost"},
+        "cookies": {"flavour": "oatmeal"},
+        "view_args": {"item_id": 7},
+    }
+
+
+def test_job_sees_the_body_the_view_read(request_app: tuple[Flask, Executor]) -> None:
+    app, _ = request_app
+    response = app.test_client().post("/body/read", data=b"payload bytes")
+    assert response.json == {"body": "payload bytes"}
+
+
+def test_job_reading_a_body_the_view_did_not_read_gets_a_clear_error(
+    request_app: tuple[Flask, Executor],
+) -> None:
+    app, _ = request_app
+    response = app.test_client().post("/body/unread", data=b"payload bytes")
+    error = response.json["error"]
+    assert "request body was not read in the view" in error
+    assert "pass what the job needs as an argument" in error
+
+
+def test_job_sees_the_form_the_view_parsed(request_app: tuple[Flask, Executor]) -> None:
+    app, _ = request_app
+    response = app.test_client().post("/form", data={"name": "ada", "tag": ["x", "y"]})
+    assert response.json == {"name": ["ada"], "tag": ["x", "y"]}
+
+
+def test_g_values_that_pickle_travel_and_the_rest_are_named_once_at_debug(
+    request_app: tuple[Flask, Executor], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = request_app
+    caplog.set_level(logging.DEBUG, "flask_executor")
+
+    assert app.test_client().get("/g").json == {"user": "ada", "attempts": 3}
+
+    [record] = [r for r in caplog.records if r.name == "flask_executor"]
+    assert record.levelno == logging.DEBUG
+    assert "callback, lock" in record.getMessage()
+
+
+def test_a_worker_started_during_a_request_never_leaks_it(bind: Bind) -> None:
+    # One worker, forked (the default start method here) by the thread that is handling
+    # the first request, in the middle of it: it starts life with that request's
+    # context variables. Later jobs must see their own request, or none.
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    add_views(app, executor)
+    client = app.test_client()
+
+    first = client.get("/report?secret=unrelated").json
+    second = client.get("/report").json
+    with app.app_context():
+        in_app_context = executor.submit(jobs.context_report).result(RESULT_TIMEOUT)
+    outside = executor.submit(jobs.context_report).result(RESULT_TIMEOUT)
+
+    assert first["path"] == "/report"
+    assert first["g"] == {"secret": "unrelated"}
+    assert second["pid"] == in_app_context["pid"] == outside["pid"] == first["pid"]
+    assert second["has_request_context"] is True
+    assert second["g"] == {"secret": None}
+    assert in_app_context == {**in_app_context, "has_request_context": False, "g": {}}
+    assert outside == {**outside, "has_request_context": False, "g": {}}
+
+
+# -- 3 and issue 2, item 10. Submit, map and @executor.job -----------------------------------
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_submit_and_map_module_level_functions(bind: Bind, start_method: str) -> None:
+    app, executor = bind(start_method, EXECUTOR_APP_IMPORT=APP_IMPORT)
+    with app.app_context():
+        assert executor.submit(jobs.add, 2, y=3).result(RESULT_TIMEOUT) == 5
+        assert list(executor.map(jobs.square, range(20), timeout=RESULT_TIMEOUT)) == [
+            x * x for x in range(20)
+        ]
+        assert list(executor.map(jobs.add, range(5), range(10, 15))) == [10, 12, 14, 16, 18]
+        assert list(executor.map(jobs.square, range(25), chunksize=4)) == [x * x for x in range(25)]
+    # Outside any context the only bound app is used.
+    assert list(executor.map(jobs.square, [3, 4])) == [9, 16]
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_job_decorator_with_a_process_pool(bind: Bind, start_method: str) -> None:
+    app, executor = bind(start_method, executor=jobs.executor, EXECUTOR_APP_IMPORT=APP_IMPORT)
+    assert executor is jobs.executor
+
+    with app.test_request_context("/"):
+        assert jobs.cube(3) == 27  # still the plain function
+        assert jobs.cube.submit(3).result(RESULT_TIMEOUT) == 27
+        assert list(jobs.cube.map(range(8))) == [x**3 for x in range(8)]
+        assert list(jobs.cube.map(range(8), chunksize=3)) == [x**3 for x in range(8)]
+        jobs.cube.submit_stored("cube-4", 4)
+        assert executor.futures.result("cube-4", timeout=RESULT_TIMEOUT) == 64
+        report = jobs.worker_pid_and_app.submit("tagged").result(RESULT_TIMEOUT)
+    assert report == {"tag": "tagged", "pid": report["pid"], "app": app.name}
+    assert report["pid"] != os.getpid()
+
+
+# -- 4. Crash healing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("crash", [jobs.exit_worker, jobs.kill_worker], ids=["exit", "sigkill"])
+def test_a_worker_that_dies_fails_every_job_in_flight_then_the_pool_heals(
+    bind: Bind, caplog: pytest.LogCaptureFixture, crash: t.Callable[[], None]
+) -> None:
+    caplog.set_level(logging.WARNING, "flask_executor")
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=3)
+
+    with app.app_context(), Gate() as gate:
+        # Two jobs hold two workers, so that they are surely running when the third
+        # worker dies under the crashing job.
+        in_flight = [executor.submit(jobs.pass_gate, gate.port, f"job-{i}") for i in range(2)]
+        gate.wait_for(2)
+        crashed = executor.submit(crash)
+
+        _, not_done = concurrent.futures.wait([crashed, *in_flight], timeout=RESULT_TIMEOUT)
+        assert not not_done
+        for future in (crashed, *in_flight):
+            assert isinstance(future.exception(), BrokenProcessPool)
+
+    [warning] = executor_warnings(caplog)
+    assert "broke" in warning.getMessage()
+    assert "a new pool will run the next jobs" in warning.getMessage()
+
+    with app.app_context():
+        futures = [executor.submit(jobs.square, x) for x in range(20)]
+        assert [f.result(RESULT_TIMEOUT) for f in futures] == [x * x for x in range(20)]
+        assert list(executor.map(jobs.square, range(10))) == [x * x for x in range(10)]
+    assert len(executor_warnings(caplog)) == 1
+
+
+def test_a_pool_that_breaks_again_heals_again(bind: Bind) -> None:
+    app, executor = bind("fork")
+    with app.app_context():
+        for _ in range(3):
+            crashed = executor.submit(jobs.exit_worker)
+            assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
+            assert executor.submit(jobs.square, 7).result(RESULT_TIMEOUT) == 49
+
+
+# -- 5. Bad input stays on its own future ----------------------------------------------------
+
+
+BAD_CALLS = [
+    pytest.param(
+        (jobs.echo, (threading.Lock(),), {}), "argument 0 (<unlocked _thread.lock", id="argument"
+    ),
+    pytest.param(
+        (jobs.echo, (), {"value": threading.Lock()}), "keyword argument 'value'", id="keyword"
+    ),
+    pytest.param((lambda: 1, (), {}), "the function (<function", id="lambda"),
+    pytest.param((jobs.make_lock, (), {}), "The result of the job", id="result"),
+]
+
+
+@pytest.mark.parametrize(("call", "names"), BAD_CALLS)
+def test_what_cannot_be_pickled_fails_only_its_own_future(
+    bind: Bind, call: tuple[t.Callable[..., t.Any], tuple[t.Any, ...], dict[str, t.Any]], names: str
+) -> None:
+    app, executor = bind("fork")
+    fn, args, kwargs = call
+    with app.app_context():
+        before = [executor.submit(jobs.square, x) for x in range(5)]
+        bad = executor.submit(fn, *args, **kwargs)
+        after = [executor.submit(jobs.square, x) for x in range(100)]
+
+        error = bad.exception(RESULT_TIMEOUT)
+        assert isinstance(error, TypeError)
+        message = str(error)
+        assert "cannot be pickled" in message
+        assert names in message
+        assert [f.result(RESULT_TIMEOUT) for f in before] == [x * x for x in range(5)]
+        assert [f.result(RESULT_TIMEOUT) for f in after] == [x * x for x in range(100)]
+
+
+# -- 7. Shutdown -----------------------------------------------------------------------------
+
+
+POOLS = [
+    pytest.param({"EXECUTOR_TYPE": "thread", "EXECUTOR_POOL_KWARGS": None}, id="thread"),
+    pytest.param({"EXECUTOR_POOL_KWARGS": {"mp_context": "fork"}}, id="process-fork"),
+]
+
+
+def shutdown_scenario(
+    app: Flask, executor: Executor, gate: Gate
+) -> tuple[FutureProxy[str], list[FutureProxy[int]]]:
+    """One worker, held by a gated job, with ten jobs queued behind it."""
+    with app.app_context():
+        running = executor.submit(jobs.pass_gate, gate.port, "running")
+        gate.wait_for(1)
+        queued = [executor.submit(jobs.square, x) for x in range(10)]
+    return running, queued
+
+
+@pytest.mark.parametrize("config", POOLS)
+def test_shutdown_waits_for_running_and_queued_jobs(bind: Bind, config: dict[str, t.Any]) -> None:
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    with Gate() as gate:
+        running, queued = shutdown_scenario(app, executor, gate)
+        opener = threading.Thread(target=gate.open)
+        with app.app_context():
+            # Let the held job go only once shutdown has begun to wait.
+            opener.start()
+            executor.shutdown(wait=True)
+        opener.join()
+    assert running.result(0) == "running"
+    assert [f.result(0) for f in queued] == [x * x for x in range(10)]
+    with app.app_context(), pytest.raises(RuntimeError, match="has been shut down"):
+        executor.submit(jobs.square, 2)
+    with app.app_context():
+        executor.shutdown(wait=True)  # again: a no-op
+
+
+@pytest.mark.parametrize("config", POOLS)
+def test_shutdown_cancel_futures_cancels_what_has_not_started(
+    bind: Bind, config: dict[str, t.Any]
+) -> None:
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    with Gate() as gate:
+        running, queued = shutdown_scenario(app, executor, gate)
+
+        # The held job may finish only once shutdown has cancelled the queue, so that
+        # no queued job can have started in between. A done callback, not
+        # concurrent.futures.wait(): 'wait' never wakes for a future that a thread
+        # pool's shutdown cancels, in CPython as here.
+        cancelled = threading.Event()
+        queued[-1].add_done_callback(lambda _: cancelled.set())
+
+        def open_when_cancelled() -> None:
+            cancelled.wait(10)
+            gate.open()
+
+        opener = threading.Thread(target=open_when_cancelled)
+        opener.start()
+        with app.app_context():
+            executor.shutdown(wait=True, cancel_futures=True)
+        opener.join()
+
+    assert running.result(0) == "running"
+    # A process pool has already handed a job or two to its call queue, as
+    # concurrent.futures does; those run. Every other one is cancelled, none is lost.
+    handed_over = 0 if config.get("EXECUTOR_TYPE") == "thread" else 2
+    for i, future in enumerate(queued):
+        assert future.done()
+        if i >= handed_over:
+            assert future.cancelled(), i
+        elif not future.cancelled():
+            assert future.result(0) == i * i
+
+
+@pytest.mark.parametrize("config", POOLS)
+def test_shutdown_without_wait_returns_while_a_job_runs(
+    bind: Bind, config: dict[str, t.Any]
+) -> None:
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    with Gate() as gate:
+        running, queued = shutdown_scenario(app, executor, gate)
+        with app.app_context():
+            executor.shutdown(wait=False, cancel_futures=True)
+        # Returned with the job still held at the gate.
+        assert not running.done()
+        gate.open()
+        assert running.result(RESULT_TIMEOUT) == "running"
+    assert queued[-1].cancelled()
+
+
+EXIT_SCRIPT = """
+import sys
+import time
+
+from flask import Flask, current_app, has_app_context
+
+from flask_executor import Executor
+
+
+def say(line):
+    # One write per line: print() writes the text and the newline separately, and the
+    # job's thread could slip its own line in between.
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
+
+def job():
+    say("job started")
+    time.sleep(0.5)  # the job's work: still going on when the interpreter exits
+    say(f"job finished in app {current_app.name if has_app_context() else None}")
+
+
+if __name__ == "__main__":
+    app = Flask("exit_app")
+    app.config["EXECUTOR_TYPE"] = sys.argv[1]
+    app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": sys.argv[2]} if sys.argv[2] else None
+    app.config["EXECUTOR_APP_IMPORT"] = "exit_app_module:app" if sys.argv[2] else None
+    executor = Executor(app)
+    with app.app_context():
+        executor.submit(job)
+    say("main thread done")
+"""
+
+
+@pytest.mark.parametrize(
+    ("pool_type", "start_method", "app_name"),
+    [("thread", "", "exit_app"), ("process", "fork", "exit_app"), ("process", "spawn", "spawned")],
+)
+def test_running_jobs_finish_at_interpreter_exit(
+    tmp_path: Path, pool_type: str, start_method: str, app_name: str
+) -> None:
+    (tmp_path / "exit_script.py").write_text(textwrap.dedent(EXIT_SCRIPT))
+    # What a spawned worker imports to find the app.
+    (tmp_path / "exit_app_module.py").write_text(
+        "from flask import Flask\napp = Flask('spawned')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop("FLASK_APP", None)
+
+    completed = subprocess.run(
+        [sys.executable, "exit_script.py", pool_type, start_method],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert sorted(lines) == sorted(
+        ["job started", "main thread done", f"job finished in app {app_name}"]
+    ), completed.stderr

@@ -1,0 +1,510 @@
+"""What a job sees of the code that submitted it, and what it leaves alone.
+
+Issue 2, behaviour item 5 (contexts in thread pools).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import threading
+import typing as t
+from pathlib import Path
+
+import click
+import pytest
+import sqlalchemy as sa
+from flask import current_app
+from flask import Flask
+from flask import g
+from flask import has_app_context
+from flask import has_request_context
+from flask import request
+from flask import session
+from flask import url_for
+from flask_executor import Executor
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import Session
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+
+def g_values() -> dict[str, t.Any]:
+    """What is set on ``g``, as a dict."""
+    return {name: g.get(name) for name in g}
+
+
+# -- What a job sees -----------------------------------------------------------------------
+
+
+def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> None:
+    @app.route("/users/<int:user_id>/report")
+    def report(user_id: int) -> dict[str, t.Any]:
+        def job() -> dict[str, t.Any]:
+            return {
+                "app": current_app.name,
+                "path": request.path,
+                "args": request.args.to_dict(),
+                "header": request.headers.get("X-Trace"),
+                "view_args": request.view_args,
+                "endpoint": request.endpoint,
+                "method": request.method,
+                "url": url_for("report", user_id=9, _external=True),
+            }
+
+        return executor.submit(job).result(10)
+
+    response = app.test_client().get("/users/7/report?format=csv", headers={"X-Trace": "t-1"})
+    assert response.json == {
+        "app": app.name,
+        "path": "/users/7/report",
+        "args": {"format": "csv"},
+        "header": "t-1",
+        "view_args": {"user_id": 7},
+        "endpoint": "report",
+        "method": "GET",
+        "url": "http://localhost/users/9/report",
+    }
+
+
+def test_job_sees_the_session(app: Flask, executor: Executor) -> None:
+    app.secret_key = "test"
+
+    @app.route("/login")
+    def login() -> str:
+        session["user"] = "ada"
+        return "ok"
+
+    @app.route("/whoami")
+    def whoami() -> str:
+        return str(executor.submit(lambda: session.get("user")).result(10))
+
+    client = app.test_client()
+    client.get("/login")
+    assert client.get("/whoami").text == "ada"
+
+
+def test_job_sees_a_copy_of_g_taken_at_submit(app: Flask, executor: Executor) -> None:
+    started, changed = threading.Event(), threading.Event()
+    shared_list: list[str] = []
+
+    def job() -> dict[str, t.Any]:
+        before = g_values()
+        started.set()
+        # Wait until the view has changed its own g.
+        changed.wait(10)
+        seen = g_values()
+        g.user = "changed in the job"
+        g.from_job = True
+        g.items.append("appended in the job")
+        return {"before": before, "after_view_changed": seen, "same_list": g.items is shared_list}
+
+    with app.test_request_context("/"):
+        g.user = "ada"
+        g.items = shared_list
+        future = executor.submit(job)
+        assert started.wait(10)
+        g.user = "changed in the view"
+        g.late = "set after submit"
+        changed.set()
+        outcome = future.result(10)
+        # Nothing the job did to its g reaches the view's...
+        assert g.user == "changed in the view"
+        assert "from_job" not in g
+        # ...except through a mutable value both share: the copy is shallow.
+        assert g.items == ["appended in the job"]
+    assert outcome == {
+        "before": {"user": "ada", "items": shared_list},
+        "after_view_changed": {"user": "ada", "items": shared_list},
+        "same_list": True,
+    }
+
+
+def test_each_job_has_its_own_g(app: Flask, executor: Executor) -> None:
+    def job(n: int) -> tuple[str, int | None]:
+        previous = g.get("n")
+        g.n = n
+        return g.user, previous
+
+    with app.test_request_context("/"):
+        g.user = "ada"
+        results = [executor.submit(job, n).result(10) for n in range(20)]
+    # No job saw what an earlier one (maybe on the same worker thread) set.
+    assert results == [("ada", None)] * 20
+
+
+def test_job_sees_other_context_variables(app: Flask, executor: Executor) -> None:
+    started, changed = threading.Event(), threading.Event()
+
+    def job() -> tuple[str, str]:
+        seen = request_id.get()
+        started.set()
+        changed.wait(10)
+        later = request_id.get()
+        request_id.set("set in the job")
+        return seen, later
+
+    with app.test_request_context("/"):
+        token = request_id.set("req-1")
+        try:
+            future = executor.submit(job)
+            assert started.wait(10)
+            request_id.set("req-2")
+            changed.set()
+            assert future.result(10) == ("req-1", "req-1")
+            assert request_id.get() == "req-2"
+        finally:
+            request_id.reset(token)
+    # Outside a request too.
+    token = request_id.set("cli-1")
+    try:
+        assert executor.submit(request_id.get).result(10) == "cli-1"
+    finally:
+        request_id.reset(token)
+
+
+def test_job_that_outlives_its_request(app: Flask, executor: Executor) -> None:
+    release = threading.Event()
+
+    @app.route("/slow")
+    def slow() -> str:
+        g.user = "ada"
+
+        def job() -> tuple[str, str | None, str]:
+            release.wait(10)
+            return request.path, request.args.get("q"), g.user
+
+        executor.submit_stored("slow", job)
+        return "accepted"
+
+    assert app.test_client().get("/slow?q=1").text == "accepted"
+    # The request is over and its contexts are popped; the job still sees its data.
+    release.set()
+    assert executor.futures.result("slow", timeout=10) == ("/slow", "1", "ada")
+
+
+# -- A fresh app context per job -----------------------------------------------------------
+
+
+def test_teardown_appcontext_runs_once_per_job_in_the_worker(
+    app: Flask, executor: Executor
+) -> None:
+    calls: list[tuple[int | None, int, str | None]] = []
+    lock = threading.Lock()
+
+    @app.teardown_appcontext
+    def teardown(exc: BaseException | None) -> None:
+        with lock:
+            calls.append((g.get("job"), threading.get_ident(), type(exc).__name__ if exc else None))
+
+    def failing(n: int) -> bool:
+        # Some of the submitted jobs fail; the mapped ones (100 and up) do not.
+        return n < 40 and n % 5 == 0
+
+    def job(n: int) -> int:
+        g.job = n
+        if failing(n):
+            raise ValueError(n)
+        return threading.get_ident()
+
+    with app.app_context():
+        g.job = -1
+        futures = [executor.submit(job, n) for n in range(40)]
+        mapped = executor.map(job, range(100, 140))
+        idents = {n: f.exception(10) or f.result() for n, f in enumerate(futures)}
+        assert len(list(mapped)) == 40
+    # The caller's own app context was torn down once, in this thread.
+    assert calls.count((-1, threading.get_ident(), None)) == 1
+    job_calls = [call for call in calls if call[0] != -1]
+    assert sorted(call[0] for call in job_calls) == [*range(40), *range(100, 140)]
+    for n, thread, exc_name in job_calls:
+        assert thread != threading.get_ident()
+        assert n is not None
+        if n < 40 and not failing(n):
+            assert thread == idents[n]
+        # The job's exception reaches the teardown functions, as a view's does.
+        assert exc_name == ("ValueError" if failing(n) else None)
+
+
+# -- Flask-SQLAlchemy ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(app: Flask, tmp_path: Path) -> t.Iterator[tuple[SQLAlchemy, type[t.Any]]]:
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'jobs.db'}"
+
+    # A new declarative base per test, so that each test defines its model afresh.
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(app, model_class=Base)
+
+    class User(db.Model):  # type: ignore[name-defined, misc]
+        __tablename__ = "users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str]
+
+    with app.app_context():
+        db.create_all()
+        db.session.add_all([User(name=f"user-{n}") for n in range(10)])
+        db.session.commit()
+    yield db, User
+    with app.app_context():
+        # Closes the pooled SQLite connections, which would otherwise warn when collected.
+        db.engine.dispose()
+
+
+def test_job_gets_its_own_session_removed_at_teardown(
+    app: Flask, executor: Executor, db: tuple[SQLAlchemy, type[t.Any]]
+) -> None:
+    sql, User = db
+
+    def job() -> tuple[Session, list[str]]:
+        names = [u.name for u in sql.session.execute(sa.select(User).order_by(User.id)).scalars()]
+        return sql.session(), names
+
+    @app.route("/users")
+    def users() -> dict[str, t.Any]:
+        view_session = sql.session()
+        first = sql.session.get(User, 1)
+        job_session, names = executor.submit(job).result(10)
+        return {
+            "different_session": job_session is not view_session,
+            # The job's session was closed at its teardown: no transaction, nothing loaded.
+            "job_session_closed": not job_session.in_transaction()
+            and len(job_session.identity_map) == 0,
+            # Only the view's connection is still out of the pool.
+            "checked_out_during_view": sql.engine.pool.checkedout(),  # type: ignore[attr-defined]
+            "view_session_untouched": view_session.in_transaction()
+            and first in view_session
+            and first.name == "user-0",
+            "names": names,
+        }
+
+    assert app.test_client().get("/users").json == {
+        "different_session": True,
+        "job_session_closed": True,
+        "checked_out_during_view": 1,
+        "view_session_untouched": True,
+        "names": [f"user-{n}" for n in range(10)],
+    }
+    with app.app_context():
+        assert sql.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_jobs_get_separate_sessions(
+    app: Flask, db: tuple[SQLAlchemy, type[t.Any]]
+) -> None:
+    sql, User = db
+    app.config["EXECUTOR_MAX_WORKERS"] = 4
+    executor = Executor(app)
+    # Four jobs hold their sessions open at once, so they cannot be sharing one.
+    together = threading.Barrier(4, timeout=10)
+
+    def job(n: int) -> tuple[Session, str]:
+        name = sql.session.get(User, n % 10 + 1).name
+        if n < 4:
+            together.wait()
+        return sql.session(), name
+
+    with app.app_context():
+        try:
+            results = list(executor.map(job, range(40)))
+        finally:
+            executor.shutdown(wait=True)
+        sessions = [s for s, _ in results]
+        assert len({id(s) for s in sessions[:4]}) == 4
+        assert [name for _, name in results] == [f"user-{n % 10}" for n in range(40)]
+        assert all(not s.in_transaction() and not s.identity_map for s in sessions)
+        assert sql.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_job_writes_are_committed_in_its_own_transaction(
+    app: Flask, executor: Executor, db: tuple[SQLAlchemy, type[t.Any]]
+) -> None:
+    sql, User = db
+
+    def add_user(name: str) -> int:
+        user = User(name=name)
+        sql.session.add(user)
+        sql.session.commit()
+        return int(user.id)
+
+    def add_without_commit(name: str) -> None:
+        sql.session.add(User(name=name))
+        sql.session.flush()
+
+    with app.app_context():
+        new_id = executor.submit(add_user, "grace").result(10)
+        executor.submit(add_without_commit, "lost").result(10)
+        # Removing the job's session rolled back what it did not commit.
+        assert sql.session.get(User, new_id).name == "grace"
+        assert sql.session.scalar(sa.select(sa.func.count()).select_from(User)) == 11
+        sql.session.remove()
+        assert sql.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+# -- The submitting request is left alone --------------------------------------------------
+
+
+def test_job_does_not_close_the_requests_files(app: Flask, executor: Executor) -> None:
+    @app.route("/upload", methods=["POST"])
+    def upload() -> dict[str, t.Any]:
+        def job() -> tuple[str | None, bytes]:
+            # The view has not parsed the form yet: the job does.
+            upload = request.files["document"]
+            content = upload.read()
+            upload.seek(0)
+            return upload.filename, content
+
+        filename, content = executor.submit(job).result(10)
+        # The job's context is gone; the view's file is still open and readable.
+        document = request.files["document"]
+        return {
+            "job": [filename, content.decode()],
+            "closed": document.stream.closed,
+            "view": document.read().decode(),
+            "form": request.form["title"],
+        }
+
+    response = app.test_client().post(
+        "/upload",
+        data={"title": "report", "document": (io.BytesIO(b"quarterly numbers"), "q3.txt")},
+        content_type="multipart/form-data",
+    )
+    assert response.json == {
+        "job": ["q3.txt", "quarterly numbers"],
+        "closed": False,
+        "view": "quarterly numbers",
+        "form": "report",
+    }
+
+
+def test_job_does_not_run_teardown_request(app: Flask, executor: Executor) -> None:
+    teardowns: list[tuple[str, int]] = []
+    after: list[str] = []
+
+    @app.teardown_request
+    def teardown(exc: BaseException | None) -> None:
+        teardowns.append((request.path, threading.get_ident()))
+
+    @app.after_request
+    def after_request(response: t.Any) -> t.Any:
+        after.append(request.path)
+        return response
+
+    @app.route("/jobs")
+    def jobs() -> str:
+        futures = [executor.submit(lambda: request.path) for _ in range(10)]
+        futures.append(executor.submit(lambda: 1 / 0))
+        results = list(executor.map(lambda _: request.path, range(10)))
+        [f.exception(10) for f in futures]
+        return ",".join(sorted(set(results)))
+
+    assert app.test_client().get("/jobs").text == "/jobs"
+    executor.shutdown(wait=True)
+    assert teardowns == [("/jobs", threading.get_ident())]
+    assert after == ["/jobs"]
+
+
+# -- Where contexts are missing ------------------------------------------------------------
+
+
+def _context_report() -> dict[str, t.Any]:
+    return {
+        "app": current_app.name,
+        "app_context": has_app_context(),
+        "request_context": has_request_context(),
+        "g": g_values(),
+    }
+
+
+def test_submit_and_map_with_only_an_app_context(app: Flask, executor: Executor) -> None:
+    with app.app_context():
+        g.source = "startup"
+        expected = {
+            "app": app.name,
+            "app_context": True,
+            "request_context": False,
+            "g": {"source": "startup"},
+        }
+        assert executor.submit(_context_report).result(10) == expected
+        assert list(executor.map(lambda _: _context_report(), range(3))) == [expected] * 3
+        executor.submit_stored("k", _context_report)
+        assert executor.futures.result("k", timeout=10) == expected
+
+
+def test_submit_and_map_outside_any_context(app: Flask, executor: Executor) -> None:
+    # For example at import time or in a startup hook of a worker process.
+    expected = {"app": app.name, "app_context": True, "request_context": False, "g": {}}
+    assert executor.submit(_context_report).result(10) == expected
+    assert list(executor.map(lambda _: _context_report(), range(3))) == [expected] * 3
+
+
+def test_submit_and_map_from_a_cli_command(app: Flask, executor: Executor) -> None:
+    @app.cli.command("crunch")
+    @click.argument("count", type=int)
+    def crunch(count: int) -> None:
+        g.invoked_by = "cli"
+        report = executor.submit(_context_report).result(10)
+        squares = list(executor.map(lambda n: n * n, range(count)))
+        click.echo(f"{report['app']} {report['request_context']} {report['g']} {squares}")
+
+    result = app.test_cli_runner().invoke(args=["crunch", "4"])
+    assert result.exception is None, result.output
+    assert result.output == f"{app.name} False {{'invoked_by': 'cli'}} [0, 1, 4, 9]\n"
+
+
+# -- EXECUTOR_PUSH_APP_CONTEXT=False -------------------------------------------------------
+
+
+@pytest.fixture
+def no_push(app: Flask) -> t.Iterator[Executor]:
+    app.config["EXECUTOR_PUSH_APP_CONTEXT"] = False
+    executor = Executor(app)
+    yield executor
+    executor.shutdown(wait=True)
+
+
+def test_no_push_runs_in_the_callers_context(app: Flask, no_push: Executor) -> None:
+    teardowns: list[int] = []
+    app.teardown_appcontext(lambda exc: teardowns.append(threading.get_ident()))
+
+    with app.test_request_context("/path?q=1"):
+        g.user = "ada"
+        caller_g = g._get_current_object()  # type: ignore[attr-defined]
+
+        def job() -> tuple[object, str, str | None, str]:
+            g.from_job = True
+            return g._get_current_object(), request.path, request.args.get("q"), g.user  # type: ignore[attr-defined]
+
+        job_g, path, query, user = no_push.submit(job).result(10)
+        assert list(no_push.map(lambda n: (request.path, n), range(3))) == [
+            ("/path", 0),
+            ("/path", 1),
+            ("/path", 2),
+        ]
+        # The very same g: no fresh app context, so no copy.
+        assert job_g is caller_g
+        assert (path, query, user) == ("/path", "1", "ada")
+        assert g.from_job is True
+        # No job tore down an app context.
+        assert teardowns == []
+    assert teardowns == [threading.get_ident()]
+
+
+def test_no_push_outside_any_context(no_push: Executor) -> None:
+    assert no_push.submit(has_app_context).result(10) is False
+    assert list(no_push.map(lambda _: has_request_context(), range(2))) == [False, False]
+
+
+def test_no_push_still_carries_context_variables(app: Flask, no_push: Executor) -> None:
+    token = request_id.set("req-9")
+    try:
+        assert no_push.submit(request_id.get).result(10) == "req-9"
+    finally:
+        request_id.reset(token)

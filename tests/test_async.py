@@ -9,6 +9,7 @@ that has not started when the coroutine awaiting it is cancelled.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import gc
 import logging
@@ -342,6 +343,75 @@ def test_a_timeout_in_a_view_lets_a_running_job_finish(app: Flask, executor: Exe
         assert app.test_client().get("/slow").status_code == 504
         gate.release.set()
         assert executor.futures.result("running", timeout=WAIT) == "finished"
+
+
+def test_cancelling_one_of_two_awaiting_tasks_cancels_a_job_not_started_for_both(
+    app: Flask, single: Executor
+) -> None:
+    gate = Gate()
+
+    async def main(future: FutureProxy[int]) -> None:
+        first = asyncio.ensure_future(_await(future))
+        second = asyncio.ensure_future(_await(future))
+        await asyncio.sleep(0)
+        first.cancel()
+        for task in (first, second):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    with app.app_context():
+        blocker = single.submit(gate)
+        assert gate.started.wait(WAIT)
+        queued = single.submit(pow, 2, 2)
+        asyncio.run(main(queued))
+        assert queued.cancelled()
+        gate.release.set()
+        blocker.result(WAIT)
+
+
+def test_a_shielded_wait_still_cancels_a_job_not_started_when_the_view_returns(
+    app: Flask, single: Executor
+) -> None:
+    gate = Gate()
+
+    @app.get("/shielded")
+    async def view() -> str:
+        queued = single.submit_stored("queued", pow, 2, 2)
+        try:
+            await asyncio.wait_for(asyncio.shield(queued), 0.05)
+        except asyncio.TimeoutError:
+            return "timed out"
+        return "done"
+
+    with app.app_context():
+        blocker = single.submit(gate)
+        assert gate.started.wait(WAIT)
+        assert app.test_client().get("/shielded").data == b"timed out"
+        # The shield's inner wait was left on the view's loop, which cancelled it on
+        # the way out.
+        assert single.futures.cancelled("queued")
+        gate.release.set()
+        blocker.result(WAIT)
+
+
+def test_waiting_in_a_thread_gives_up_without_cancelling_the_job(
+    app: Flask, single: Executor
+) -> None:
+    gate = Gate()
+
+    @app.get("/wait-in-thread")
+    async def view() -> str:
+        queued = single.submit_stored("queued", pow, 2, 2)
+        done, _ = await asyncio.to_thread(concurrent.futures.wait, [queued], 0.05)
+        return "done" if done else "still queued"
+
+    with app.app_context():
+        blocker = single.submit(gate)
+        assert gate.started.wait(WAIT)
+        assert app.test_client().get("/wait-in-thread").data == b"still queued"
+        gate.release.set()
+        blocker.result(WAIT)
+        assert single.futures.result("queued", timeout=WAIT) == 4
 
 
 # -- Abandoned loops --------------------------------------------------------------------

@@ -341,7 +341,14 @@ def is_coroutine_function(fn: object) -> bool:
         return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
     # Jobs made by '@executor.job' on an 'async def' say so themselves: 'inspect' only
     # recognises functions, methods and partials.
-    return inspect.iscoroutinefunction(fn) or getattr(fn, "is_async", False) is True
+    return (
+        inspect.iscoroutinefunction(fn)
+        or getattr(fn, "is_async", False) is True
+        # An object whose '__call__' is 'async def' (asgiref accepts these too). Looked
+        # up on the type, as the call itself does; a class is not one, since calling it
+        # runs 'type.__call__'.
+        or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))  # noqa: B004
+    )
 
 
 _COROUTINE_MARKER = "_is_coroutine_marker"

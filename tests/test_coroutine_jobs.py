@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import threading
 import typing as t
@@ -489,3 +490,36 @@ def test_map_buffersize_bounds_the_jobs_in_flight_on_an_endless_input(
     assert taken == list(range(40))
     assert window.pulled == 40 + buffersize
     assert window.most_running == buffersize
+
+
+class Doubler:
+    """A callable object whose ``__call__`` is a coroutine function."""
+
+    async def __call__(self, n: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * n
+
+    async def add_one(self, n: int) -> int:
+        await asyncio.sleep(0)
+        return n + 1
+
+
+async def add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        pytest.param(Doubler(), [0, 2, 4], id="object with async __call__"),
+        pytest.param(Doubler().add_one, [1, 2, 3], id="bound async method"),
+        pytest.param(functools.partial(add, 10), [10, 11, 12], id="partial of async def"),
+    ],
+)
+def test_other_coroutine_callables_run_as_coroutine_jobs(
+    app: Flask, executor: Executor, fn: t.Callable[[int], t.Awaitable[int]], expected: list[int]
+) -> None:
+    with app.app_context():
+        assert executor.submit(fn, 1).result(WAIT) == expected[1]
+        assert list(executor.map(fn, range(3))) == expected

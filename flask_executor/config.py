@@ -26,7 +26,14 @@ from werkzeug.utils import ImportStringError
 if t.TYPE_CHECKING:
     from flask import Flask
 
-__all__ = ["EXECUTOR_TYPES", "ExecutorConfig", "config_prefix", "read_config", "validate_name"]
+__all__ = [
+    "DEFAULTS",
+    "EXECUTOR_TYPES",
+    "ExecutorConfig",
+    "config_prefix",
+    "read_config",
+    "validate_name",
+]
 
 #: The values that ``EXECUTOR_TYPE`` accepts.
 EXECUTOR_TYPES = ("thread", "process", "custom")

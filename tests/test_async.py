@@ -250,6 +250,45 @@ def test_awaiting_a_cancelled_job_raises_cancelled_error(app: Flask, single: Exe
             asyncio.run(_await(queued))
 
 
+async def process_job_double(n: int) -> int:
+    # Module level, so that a process worker can unpickle it by name.
+    await asyncio.sleep(0)
+    return 2 * n
+
+
+def test_process_pool_futures_can_be_awaited(app: Flask) -> None:
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": "fork"}
+    executor = Executor(app)
+
+    async def main() -> tuple[int, int]:
+        with pytest.raises(ZeroDivisionError):
+            await executor.submit(divmod, 1, 0)
+        return await executor.submit(pow, 2, 5), await executor.submit(process_job_double, 21)
+
+    with app.app_context():
+        try:
+            assert asyncio.run(main()) == (32, 42)
+        finally:
+            executor.shutdown(wait=True)
+
+
+def test_a_coroutine_job_can_await_other_jobs(app: Flask) -> None:
+    app.config["EXECUTOR_MAX_WORKERS"] = 3
+    executor = Executor(app)
+
+    async def fan_out() -> list[int]:
+        # Runs on a worker's own loop; the jobs it awaits run on the other workers.
+        return list(await asyncio.gather(*(executor.submit(pow, 2, n) for n in range(4))))
+
+    with app.app_context():
+        try:
+            assert executor.submit(fan_out).result(WAIT) == [1, 2, 4, 8]
+        finally:
+            executor.shutdown(wait=True)
+
+
 # -- Cancellation -----------------------------------------------------------------------
 
 

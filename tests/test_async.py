@@ -47,13 +47,11 @@ class Gate:
     def __init__(self, result: t.Any = None) -> None:
         self.started = threading.Event()
         self.release = threading.Event()
-        self.finished = threading.Event()
         self.result = result
 
     def __call__(self) -> t.Any:
         self.started.set()
         assert self.release.wait(WAIT)
-        self.finished.set()
         return self.result
 
 

@@ -523,3 +523,30 @@ def test_other_coroutine_callables_run_as_coroutine_jobs(
     with app.app_context():
         assert executor.submit(fn, 1).result(WAIT) == expected[1]
         assert list(executor.map(fn, range(3))) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "extension.py, Executor.map: with chunksize > 1 on a process pool, the chunked"
+        " branch wraps the function in _run_chunk before the coroutine check, which is"
+        " an 'elif' and never runs; _run_chunk then returns unawaited coroutines, which"
+        " cannot be pickled back ('RuntimeWarning: coroutine ... was never awaited')."
+    ),
+)
+def test_coroutine_function_map_in_chunks_on_a_process_pool(app: Flask) -> None:
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": "fork"}
+    executor = Executor(app)
+    with app.app_context():
+        try:
+            # A partial of a module-level function, so that the worker can unpickle it.
+            assert list(executor.map(functools.partial(add, 10), range(4), chunksize=2)) == [
+                10,
+                11,
+                12,
+                13,
+            ]
+        finally:
+            executor.shutdown(wait=True)

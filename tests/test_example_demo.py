@@ -1,7 +1,9 @@
-"""The demo app of README (``examples/demo.py``): through the test client, and served for real.
+"""The apps handed to new users: README's demo (``examples/demo.py``) and the quickstart.
 
-The second test runs the demo exactly as README tells a new user to, ``python
-examples/demo.py``, on a free port, and follows one stored job from start to finish.
+The demo is tested through the test client, and served for real exactly as README tells
+a new user to run it, ``python examples/demo.py``, on a free port, following one stored
+job from start to finish. The quickstart's app is taken from ``docs/quickstart.rst``
+as it is printed there, so that pasting it keeps working.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 import re
 import sys
+import textwrap
 import threading
 import types
 import typing as t
@@ -177,3 +180,40 @@ def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:
     assert test_command.endswith(".venv/bin/python -m pytest")
     ci = (ROOT / ".ci" / "run").read_text()
     assert f"({test_command})" in ci.splitlines()
+
+
+QUICKSTART = ROOT / "docs" / "quickstart.rst"
+
+
+def _quickstart_app_source() -> str:
+    # The first Python block of the page is the app that readers save as 'app.py'.
+    text = QUICKSTART.read_text()
+    match = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
+    assert match is not None
+    return textwrap.dedent(match.group(1))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_quickstart_app_works_as_printed() -> None:
+    namespace: dict[str, t.Any] = {"__name__": "quickstart_app"}
+    exec(compile(_quickstart_app_source(), str(QUICKSTART), "exec"), namespace)
+    app, executor = namespace["app"], namespace["executor"]
+    client = app.test_client()
+    try:
+        assert client.get("/result/7").status_code == 404
+        started = client.get("/start/7")
+        assert (started.status_code, started.json) == (202, {"started": 7})
+        with app.app_context():
+            future = executor.futures.get(7)
+        assert future is not None
+        future.result(timeout=30)  # the page's job sleeps 2 s
+
+        done = client.get("/result/7")
+        assert done.status_code == 200
+        assert done.json == {"n": 7, "square": 49, "asked_from": "/start/7"}
+        # Popped once read, as the page shows.
+        assert client.get("/result/7").status_code == 404
+    finally:
+        with app.app_context():
+            executor.shutdown(wait=True)

@@ -596,10 +596,14 @@ def test_propagate_exceptions_logs_every_failed_job(
     def decorated() -> None:
         raise JobFailed("decorated")
 
+    async def coroutine_job() -> None:
+        raise JobFailed("coroutine")
+
     with caplog.at_level(logging.ERROR, logger=app.logger.name):
         futures = [executor.submit(failing_job, n) for n in range(6)]
         futures.append(executor.submit_stored("key", failing_job, 7))
         futures.append(decorated.submit())
+        futures.append(executor.submit(coroutine_job))
         with pytest.raises(JobFailed):
             list(executor.map(failing_job, [9]))
         concurrent.futures.wait(futures, timeout=10)
@@ -612,12 +616,14 @@ def test_propagate_exceptions_logs_every_failed_job(
     decorated_name = (
         f"'{__name__}.test_propagate_exceptions_logs_every_failed_job.<locals>.decorated'"
     )
+    coroutine_name = decorated_name.replace(".decorated", ".coroutine_job")
     assert sorted(r.getMessage() for r in records) == sorted(
-        [f"The job {name} failed."] * 5 + [f"The job {decorated_name} failed."]
+        [f"The job {name} failed."] * 5
+        + [f"The job {decorated_name} failed.", f"The job {coroutine_name} failed."]
     )
     assert all(r.levelno == logging.ERROR for r in records)
     assert sorted(str(r.exc_info[1]) for r in records if r.exc_info) == sorted(
-        ["odd 1", "odd 3", "odd 5", "odd 7", "odd 9", "decorated"]
+        ["odd 1", "odd 3", "odd 5", "odd 7", "odd 9", "decorated", "coroutine"]
     )
     # The traceback reaches into the job.
     for record in records:
@@ -627,8 +633,25 @@ def test_propagate_exceptions_logs_every_failed_job(
         while traceback is not None:
             frames.append(traceback.tb_frame.f_code.co_name)
             traceback = traceback.tb_next
-        assert frames[-1] in ("failing_job", "decorated")
+        assert frames[-1] in ("failing_job", "decorated", "coroutine_job")
         assert "Traceback (most recent call last)" in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_propagate_exceptions_from_a_process_pool(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.config.update(
+        EXECUTOR_PROPAGATE_EXCEPTIONS="true", EXECUTOR_TYPE="process", EXECUTOR_MAX_WORKERS=1
+    )
+    executor = Executor(app)
+    with caplog.at_level(logging.ERROR, logger=app.logger.name):
+        futures = [executor.submit(failing_job, n) for n in range(4)]
+        concurrent.futures.wait(futures, timeout=30)
+        executor.shutdown(wait=True)
+    records = _records_of(caplog, app)
+    assert [r.getMessage() for r in records] == [f"The job '{__name__}.failing_job' failed."] * 2
+    assert sorted(str(r.exc_info[1]) for r in records if r.exc_info) == ["odd 1", "odd 3"]
 
 
 def test_propagate_exceptions_ignores_successes_and_cancellations(

@@ -336,6 +336,28 @@ def test_callbacks_see_the_jobs_contexts(app: Flask, executor: Executor) -> None
     }
 
 
+@pytest.mark.timeout(60)
+def test_callbacks_see_the_jobs_contexts_with_every_pool(
+    app: Flask, any_executor: Executor
+) -> None:
+    seen: list[tuple[str, str, str | None, str]] = []
+    lock = threading.Lock()
+
+    def record(future: concurrent.futures.Future[t.Any]) -> None:
+        with lock:
+            seen.append(_what_is_visible())
+
+    any_executor.add_default_done_callback(record)
+    with app.test_request_context("/pool?q=p"):
+        g.user = "grace"
+        futures = [any_executor.submit(square, n) for n in range(5)]
+        futures.append(any_executor.submit(fail, "failed jobs too"))
+        futures[0].add_done_callback(record)
+    concurrent.futures.wait(futures, timeout=30)
+    any_executor.shutdown(wait=True)
+    assert seen == [(app.name, "/pool", "p", "grace")] * 7
+
+
 def test_callbacks_of_concurrent_requests_do_not_mix(app: Flask, executor: Executor) -> None:
     results: dict[int, tuple[str, str | None, str]] = {}
     lock = threading.Lock()

@@ -60,7 +60,7 @@ def test_named_executor_extension_key(app: Flask, shut_down: list[tuple[Flask, E
     mail = Executor(name="mail")
     mail.init_app(app)
     shut_down.extend([(app, default), (app, reports), (app, mail)])
-    assert {key: app.extensions[key] for key in app.extensions} == {
+    assert app.extensions == {
         "executor": default,
         "reportsexecutor": reports,
         "mailexecutor": mail,
@@ -453,7 +453,9 @@ def test_default_callback_exception_is_logged_not_raised(
     with caplog.at_level(logging.ERROR, logger="concurrent.futures"):
         assert executor.submit(str, 5).result(10) == "5"
         executor.shutdown(wait=True)
-    assert [r.exc_info[1].args for r in caplog.records if r.exc_info] == [("callback broke",)]
+    assert [repr(r.exc_info[1]) for r in caplog.records if r.exc_info] == [
+        "ValueError('callback broke')"
+    ]
 
 
 def test_default_done_callback_must_be_callable(executor: Executor) -> None:

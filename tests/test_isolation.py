@@ -131,7 +131,7 @@ def test_jobs_that_outlive_their_requests(isolation_app: Flask) -> None:
     for n in range(40):
         uid = f"now-{n}"
         response = client.get(f"/echo/{uid}?set_g={n % 2}", headers={"X-Token": f"token-{uid}"})
-        echoed.append((uid, n % 2 == 1, response.json))
+        echoed.append((uid, n % 2 == 1, t.cast(dict[str, t.Any], response.json)))
     assert [without_worker(data) for _, _, data in echoed] == [
         expected(uid, set_g) for uid, set_g, _ in echoed
     ]

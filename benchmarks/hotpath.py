@@ -1,0 +1,345 @@
+"""Find where flask-executor spends its time beyond the bare pool.
+
+Run from the repository root::
+
+    python benchmarks/hotpath.py split        # submit side and worker side, µs per job
+    python benchmarks/hotpath.py profile      # cProfile of figures 1, 2, 3 and 5
+    python benchmarks/hotpath.py primitives   # what the building blocks cost
+    python benchmarks/hotpath.py importtime   # the package's own import cost
+
+``split`` separates the two halves of a job without any thread hand-off in the way. The
+pool's only worker is held on an event while jobs are submitted, which times the
+submitting side alone; then it is released and drains the queue while the submitting
+thread sleeps, which times the worker side alone. What figure 1 measures beyond the sum
+of the two is the waking of threads, the same on both sides.
+
+``profile`` runs the flask-executor side of figures 1, 2, 3 and 5 under :mod:`cProfile`
+with one worker. cProfile sees only the thread it was enabled in, so every thread the
+pool starts enables its own (through :func:`threading.setprofile`), and a process worker
+profiles itself from the pool's ``initializer`` and sends its figures back.
+Deterministic profiling inflates small functions, so read it for *where*, and ``split``
+and ``primitives`` for *how much*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextvars
+import cProfile
+import io
+import os
+import pstats
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+import typing as t
+
+from flask import Flask
+from flask import g
+from flask import request
+from flask_executor import Executor
+from flask_executor import FutureProxy
+
+from run import bare_job
+from run import flask_job
+from run import flask_process_job
+from run import PATH
+from run import USER
+
+# -- split -------------------------------------------------------------------------------------
+
+
+def _split_once(
+    submit: t.Callable[..., concurrent.futures.Future[t.Any]], job: t.Any, n: int
+) -> tuple[float, float]:
+    """µs per job to submit ``n`` jobs to a held worker, then for it to run them."""
+    release = threading.Event()
+    blocker = submit(release.wait)
+    start = time.perf_counter()
+    futures = [submit(job) for _ in range(n)]
+    submitted = time.perf_counter()
+    release.set()
+    blocker.result()
+    drain_start = time.perf_counter()
+    futures[-1].result()
+    drained = time.perf_counter()
+    # The blocker's own wake-up is off both clocks; what is left of the hand-off is
+    # one wake-up of this thread, spread over n jobs.
+    return (submitted - start) / n * 1e6, (drained - drain_start) / n * 1e6
+
+
+def split(n: int = 20_000, rounds: int = 7) -> None:
+    app = Flask("bench")
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    results: dict[str, list[tuple[float, float]]] = {"bare": [], "flask-executor": []}
+    with app.test_request_context(PATH):
+        g.user = USER
+        for i in range(rounds):
+            sides = [
+                ("bare", pool.submit, bare_job),
+                ("flask-executor", executor.submit, flask_job),
+            ]
+            for name, submit, job in sides if i % 2 == 0 else sides[::-1]:
+                results[name].append(_split_once(submit, job, n))
+    executor.shutdown()
+    pool.shutdown()
+    print(f"Submit side and worker side, one worker, {n:,} jobs, best of {rounds} rounds")
+    print(f"{'':16}{'submit us/job':>15}{'worker us/job':>15}{'sum':>8}")
+    for name, samples in results.items():
+        submit_us = min(s for s, _ in samples)
+        worker_us = min(w for _, w in samples)
+        print(f"{name:16}{submit_us:15.2f}{worker_us:15.2f}{submit_us + worker_us:8.2f}")
+
+
+# -- profile ------------------------------------------------------------------------------------
+
+_thread_profiles: list[cProfile.Profile] = []
+
+
+def _profile_new_thread(frame: object, event: str, arg: object) -> None:
+    # Installed with threading.setprofile: called once in each thread started from now
+    # on, where enabling a cProfile.Profile replaces this hook for that thread.
+    profile = cProfile.Profile()
+    _thread_profiles.append(profile)
+    profile.enable()
+
+
+class _ProcessStats:
+    """Stats sent back from a worker process, in the shape pstats.Stats reads."""
+
+    def __init__(self, stats: dict[t.Any, t.Any]) -> None:
+        self.stats = stats
+
+    def create_stats(self) -> None:
+        pass
+
+
+_process_profile: cProfile.Profile | None = None
+
+
+def _profile_this_process() -> None:
+    # The process pool's initializer: runs in the worker process before its first job.
+    global _process_profile
+    _process_profile = cProfile.Profile()
+    _process_profile.enable()
+
+
+def _collect_process_profile() -> dict[t.Any, t.Any]:
+    # A job of its own; the pool has one worker, so it reaches the profiled process.
+    assert _process_profile is not None
+    _process_profile.disable()
+    _process_profile.create_stats()
+    return _process_profile.stats  # type: ignore[attr-defined,no-any-return]
+
+
+def _print_stats(title: str, profiles: t.Sequence[t.Any], jobs: int, top: int) -> None:
+    if not profiles:
+        return
+    out = io.StringIO()
+    stats = pstats.Stats(profiles[0], stream=out)
+    for more in profiles[1:]:
+        stats.add(more)
+    stats.sort_stats("tottime").print_stats(top)
+    print(f"== {title} ({jobs:,} jobs; tottime is in seconds for all of them)")
+    # Drop pstats' preamble; keep the table.
+    lines = out.getvalue().splitlines()
+    first = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    print("\n".join(line for line in lines[first:] if line.strip()))
+    print()
+
+
+def profile(top: int = 18) -> None:
+    n = 4_000
+
+    def round_trips(executor: Executor) -> None:
+        for _ in range(n):
+            executor.submit(flask_job).result()
+
+    def batch(executor: Executor) -> None:
+        concurrent.futures.wait([executor.submit(flask_job) for _ in range(n)])
+
+    def awaits(executor: Executor) -> None:
+        async def main() -> None:
+            for _ in range(n):
+                await executor.submit(flask_job)
+
+        asyncio.run(main())
+
+    def process_round_trips(executor: Executor) -> None:
+        for _ in range(n // 4):
+            executor.submit(flask_process_job).result()
+
+    figures: list[tuple[str, t.Callable[[Executor], None], dict[str, t.Any]]] = [
+        ("figure 1, round trip", round_trips, {}),
+        ("figure 2, batch", batch, {}),
+        ("figure 3, await", awaits, {}),
+        (
+            "figure 5, process round trip",
+            process_round_trips,
+            {
+                "EXECUTOR_TYPE": "process",
+                "EXECUTOR_POOL_KWARGS": {
+                    "mp_context": "fork",
+                    "initializer": _profile_this_process,
+                },
+            },
+        ),
+    ]
+    for title, body, config in figures:
+        app = Flask("bench")
+        app.config["EXECUTOR_MAX_WORKERS"] = 1
+        app.config.update(config)
+        executor = Executor(app)
+        in_process = config.get("EXECUTOR_TYPE") == "process"
+        jobs = n // 4 if in_process else n
+        threading.setprofile(_profile_new_thread)  # type: ignore[arg-type]
+        try:
+            # Figure 5 submits from an app context, the others from a request.
+            with app.app_context() if in_process else app.test_request_context(PATH):
+                g.user = USER
+                # Starts the worker (and its profiler) before the clock.
+                executor.submit(flask_process_job if in_process else flask_job).result()
+                submitting = cProfile.Profile()
+                submitting.enable()
+                body(executor)
+                submitting.disable()
+                worker_process = (
+                    [_ProcessStats(executor.submit(_collect_process_profile).result())]
+                    if in_process
+                    else []
+                )
+            # The pool's threads end here, and with them their profiles.
+            executor.shutdown()
+        finally:
+            threading.setprofile(None)  # type: ignore[arg-type]
+        threads, _thread_profiles[:] = list(_thread_profiles), []
+        _print_stats(f"{title}: submitting thread", [submitting], jobs, top)
+        other = "pool's manager thread" if in_process else "worker thread"
+        _print_stats(f"{title}: {other}", threads, jobs, top)
+        _print_stats(f"{title}: worker process", worker_process, jobs, top)
+
+
+# -- primitives ---------------------------------------------------------------------------------
+
+
+def _us(fn: t.Callable[[], object], number: int = 50_000, repeat: int = 7) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def primitives() -> None:
+    app = Flask("bench")
+
+    def push_pop_app_context() -> None:
+        with app.app_context():
+            pass
+
+    def push_pop_request_context() -> None:
+        with app.test_request_context(PATH):
+            pass
+
+    with app.test_request_context(PATH):
+        g.user = USER
+        context = contextvars.copy_context()
+        request_ctx = request._get_current_object()  # type: ignore[attr-defined]
+        rows = [
+            ("contextvars.copy_context()", contextvars.copy_context),
+            ("Context.copy()", context.copy),
+            ("Context.run(bare_job)", lambda: context.run(bare_job)),
+            ("copy of g.__dict__", lambda: g.__dict__.copy()),
+            ("app.app_context()", app.app_context),
+            ("push + pop app context", push_pop_app_context),
+            ("test_request_context push + pop", push_pop_request_context),
+            ("request.path + g.user", flask_job),
+            ("plain attributes (bare_job)", bare_job),
+            ("concurrent.futures.Future()", concurrent.futures.Future),
+            ("FutureProxy()", FutureProxy),
+            ("threading.Condition()", threading.Condition),
+            ("request object lookup", lambda: request_ctx),
+        ]
+        print("What the building blocks cost, best of 7, in us per call")
+        for name, fn in rows:
+            print(f"  {name:36}{_us(fn):8.3f}")
+
+    def set_result() -> None:
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        future.set_result(1)
+
+    print(f"  {'Future(), set running, set result':36}{_us(set_result):8.3f}")
+
+
+# -- importtime ---------------------------------------------------------------------------------
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
+
+
+def _import_times(code: str, env: dict[str, str]) -> list[tuple[int, int, int, str]]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            self_us, cumulative_us, indent, name = match.groups()
+            rows.append((int(self_us), int(cumulative_us), len(indent), name))
+    return rows
+
+
+def importtime(repeat: int = 7) -> None:
+    # Installed packages import from bytecode; a shell with PYTHONDONTWRITEBYTECODE
+    # would compile every module on every run and time the compiler instead. The
+    # bytecode goes to a scratch folder, not next to the sources.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory() as cache:
+        env["PYTHONPYCACHEPREFIX"] = cache
+        _import_times("import flask; import flask_executor", env)  # writes the bytecode
+        # Flask is imported first, on the same line: what remains is what importing
+        # flask_executor adds to an app that already uses Flask.
+        code = "import flask; import flask_executor"
+        runs = [_import_times(code, env) for _ in range(repeat)]
+        flask_only = [_import_times("import flask", env) for _ in range(repeat)]
+
+    def total(rows: list[tuple[int, int, int, str]]) -> int:
+        return sum(self_us for self_us, _, _, _ in rows)
+
+    seen_with_flask = {name for rows in flask_only for *_, name in rows}
+    best = min(runs, key=total)
+    extra = [row for row in best if row[3] not in seen_with_flask]
+    own = sum(row[0] for row in extra if row[3].startswith("flask_executor"))
+    deps = sum(row[0] for row in extra if not row[3].startswith("flask_executor"))
+    print(
+        f"import flask: {min(total(r) for r in flask_only) / 1000:.1f} ms;"
+        f" flask_executor on top of it: {(own + deps) / 1000:.1f} ms"
+        f" ({own / 1000:.1f} ms its own modules, {deps / 1000:.1f} ms modules Flask"
+        " had not imported)"
+    )
+    print("Modules that importing flask_executor adds (self us, best run):")
+    for self_us, _, _, name in sorted(extra, reverse=True)[:20]:
+        print(f"  {self_us:7d}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("split", "profile", "primitives", "importtime"))
+    args = parser.parse_args()
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    {"split": split, "profile": profile, "primitives": primitives, "importtime": importtime}[
+        args.what
+    ]()
+
+
+if __name__ == "__main__":
+    main()

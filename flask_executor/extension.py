@@ -417,8 +417,10 @@ def _chunks(
         yield chunk
 
 
-def _run_chunk(fn: t.Callable[..., R], chunk: list[tuple[t.Any, ...]]) -> list[R]:
+def _run_chunk(fn: t.Callable[..., t.Any], chunk: list[tuple[t.Any, ...]]) -> list[t.Any]:
     # Runs in a worker process: one round trip for several items.
+    if tasks.is_coroutine_function(fn):
+        return [tasks.call_coroutine_function(fn, *args) for args in chunk]
     return [fn(*args) for args in chunk]
 
 

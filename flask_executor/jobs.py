@@ -39,14 +39,14 @@ class _Job(t.Generic[P, R]):
         self.fn = fn
         functools.update_wrapper(self, fn)
 
-    def submit(self, *args: P.args, **kwargs: P.kwargs) -> FutureProxy[R]:
+    def submit(self, /, *args: P.args, **kwargs: P.kwargs) -> FutureProxy[R]:
         """Run the function on the executor; see :meth:`Executor.submit`."""
         # The job itself is what is submitted, not 'self.fn': a process pool pickles
         # functions by their module and name, which now names this object.
         return self.executor._submit(self, args, kwargs)
 
     def submit_stored(
-        self, future_key: t.Hashable, *args: P.args, **kwargs: P.kwargs
+        self, future_key: t.Hashable, /, *args: P.args, **kwargs: P.kwargs
     ) -> FutureProxy[R]:
         """Run the function and store its future; see :meth:`Executor.submit_stored`."""
         return self.executor._submit(self, args, kwargs, future_key=future_key)
@@ -63,7 +63,7 @@ class _Job(t.Generic[P, R]):
             self, *iterables, timeout=timeout, chunksize=chunksize, buffersize=buffersize
         )
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> t.Any:
+    def __call__(self, /, *args: P.args, **kwargs: P.kwargs) -> t.Any:
         return self.fn(*args, **kwargs)
 
     def __reduce__(self) -> str:
@@ -88,7 +88,7 @@ class ExecutorJob(_Job[P, R]):
 
     fn: t.Callable[P, R]
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
 
@@ -104,5 +104,5 @@ class AsyncExecutorJob(_Job[P, R]):
     is_async = True
     fn: t.Callable[P, t.Coroutine[t.Any, t.Any, R]]
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> t.Coroutine[t.Any, t.Any, R]:
+    def __call__(self, /, *args: P.args, **kwargs: P.kwargs) -> t.Coroutine[t.Any, t.Any, R]:
         return self.fn(*args, **kwargs)

@@ -39,6 +39,7 @@ class PoolManager:
         self._pool: concurrent.futures.Executor | None = None
         self._lock = threading.Lock()
         self._is_shut_down = False
+        self._retired_pool: concurrent.futures.Executor | None = None
         #: Whether jobs may skip the pool's 'submit' (see 'tasks.takes_work_items').
         self.takes_work_items = False
         #: Futures of thread jobs that have not started. A thread job sets its own
@@ -96,6 +97,12 @@ class PoolManager:
         with self._lock:
             self._is_shut_down = True
             pool, self._pool = self._pool, None
+            # Kept so that a later shutdown(wait=True) still waits for the jobs that an
+            # earlier shutdown(wait=False) left running.
+            if pool is None:
+                pool = self._retired_pool
+            else:
+                self._retired_pool = pool
         if pool is None:
             return
         if cancel_futures:

@@ -525,15 +525,6 @@ def test_other_coroutine_callables_run_as_coroutine_jobs(
         assert list(executor.map(fn, range(3))) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "extension.py, Executor.map: with chunksize > 1 on a process pool, the chunked"
-        " branch wraps the function in _run_chunk before the coroutine check, which is"
-        " an 'elif' and never runs; _run_chunk then returns unawaited coroutines, which"
-        " cannot be pickled back ('RuntimeWarning: coroutine ... was never awaited')."
-    ),
-)
 def test_coroutine_function_map_in_chunks_on_a_process_pool(app: Flask) -> None:
     app.config["EXECUTOR_TYPE"] = "process"
     app.config["EXECUTOR_MAX_WORKERS"] = 1

@@ -384,11 +384,6 @@ def test_job_wrapper_runs_with_contexts(app: Flask, executor: Executor) -> None:
         assert who.submit().result(10) == (app.name, "ada")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs.py: _Job.submit(self, *args, **kwargs) and submit_stored(self, future_key,"
-    " *args, **kwargs) lack '/', so a job argument named 'self' or 'future_key' collides.",
-)
 def test_job_wrapper_keyword_named_like_its_parameters(executor: Executor) -> None:
     @executor.job
     def keywords(**kwargs: t.Any) -> dict[str, t.Any]:
@@ -548,11 +543,6 @@ def test_shutdown_cancel_futures_cancels_queued_jobs(app: Flask) -> None:
     assert ran == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pools.py PoolManager.shutdown forgets the pool on the first call, so a second"
-    " shutdown(wait=True) after shutdown(wait=False) returns without waiting for running jobs.",
-)
 def test_second_shutdown_waits(executor: Executor) -> None:
     started, release, returned = threading.Event(), threading.Event(), threading.Event()
 

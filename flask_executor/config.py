@@ -85,19 +85,17 @@ class ExecutorConfig:
     def runs_in_process(self) -> bool:
         """Whether the pool's workers share this process's memory.
 
-        Only pools known to run jobs in threads of this process (any
-        :class:`~concurrent.futures.ThreadPoolExecutor` subclass, gevent's included) get
-        the fast path in which the job sets its own future. Anything else, process pools
-        and unknown custom pools, is treated as out of process: its jobs are pickled and
-        its futures are chained. Treating a remote pool as local would hang every job,
-        while treating a local pool as remote only asks for picklable jobs.
+        :class:`~concurrent.futures.ProcessPoolExecutor` subclasses (and Python 3.14's
+        ``InterpreterPoolExecutor``, whose subinterpreters share no objects) run jobs
+        elsewhere: their jobs are pickled and their futures followed. Every other pool,
+        thread pools and custom pools alike, is taken to run jobs in this process, with
+        the live request and every context variable, as Flask-Executor 1.0 passed them.
         """
-        # Python 3.14's InterpreterPoolExecutor subclasses ThreadPoolExecutor but runs
-        # jobs in subinterpreters, which share no objects with this one.
+        remote: tuple[type, ...] = (concurrent.futures.ProcessPoolExecutor,)
         interpreter_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
-        return issubclass(self.pool_class, concurrent.futures.ThreadPoolExecutor) and not (
-            interpreter_pool is not None and issubclass(self.pool_class, interpreter_pool)
-        )
+        if interpreter_pool is not None:
+            remote += (interpreter_pool,)
+        return not issubclass(self.pool_class, remote)
 
 
 def validate_name(name: str) -> str:

@@ -2,15 +2,14 @@
 
 There are two ways, chosen by where the pool's workers run:
 
-*In this process* (thread pools, gevent's included). The job is a small function that
-runs the call in its contexts and sets the :class:`FutureProxy` itself. The pool's own
-future is ignored, so each job costs one future, not two chained together, which would
-double the cost of a small job.
+*In this process* (thread pools, gevent's included, and custom pools). The job is a
+small object that runs the call in its contexts and sets the :class:`FutureProxy`
+itself. CPython's own thread pool takes it straight into its queue, so each job costs one
+future, not two chained together, which would add about a fifth to a small job.
 
-*In another process* (process pools, and any custom pool not known to be a thread
-pool). The call and a snapshot of its contexts are pickled and sent; the pool's own
-future is the only thing that hears back, so the proxy follows it through a done
-callback.
+*In another process* (process pools). The call and a snapshot of its contexts are
+pickled and sent; the pool's own future is the only thing that hears back, so the proxy
+follows it through a done callback.
 
 Either way the proxy is made, and the default callbacks added to it, *before* the pool
 sees the job. A fast job therefore cannot finish before its callbacks are attached, which
@@ -67,16 +66,48 @@ def start_in_thread(
             _ThreadJob(future, job_context, fn, args, kwargs, None),
         )
         return
-    # Any other thread pool gets a plain callable. Its own future is ignored, and if
-    # 'shutdown(cancel_futures=True)' drops the job from its queue, only 'not_started'
-    # lets the proxy be cancelled instead of left pending for ever.
+    # Any other pool gets a plain callable. If 'shutdown(cancel_futures=True)' drops the
+    # job from its queue, only 'not_started' lets the proxy be cancelled instead of left
+    # pending for ever.
     not_started = manager.not_started
     not_started.add(future)
     try:
-        pool.submit(_ThreadJob(future, job_context, fn, args, kwargs, not_started).run)
+        source = pool.submit(_ThreadJob(future, job_context, fn, args, kwargs, not_started).run)
     except BaseException:
         not_started.discard(future)
         raise
+    # The pool's own future is a safety net, for pools that fail a job without running
+    # it (a broken pool, or a custom pool that turns out to send jobs elsewhere).
+    add_done_callback = getattr(source, "add_done_callback", None)
+    if add_done_callback is not None:
+        add_done_callback(_SafetyNet(future))
+
+
+class _SafetyNet:
+    """Settles a proxy whose job the pool finished without running it here."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: FutureProxy[t.Any]) -> None:
+        self.future = future
+
+    def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
+        # When the job ran here, it settled its own future before the pool's.
+        future = self.future
+        if future.done():
+            return
+        if source.cancelled():
+            future.cancel()
+            _set_running_or_notify_cancel(future)
+            return
+        exc = source.exception()
+        if exc is None:
+            exc = RuntimeError(
+                "The pool reported this job done, but it never ran in this process. A"
+                " custom pool whose workers are other processes must subclass"
+                " 'concurrent.futures.ProcessPoolExecutor'."
+            )
+        _set_outcome_now(future, exc)
 
 
 class _ThreadJob:
@@ -190,7 +221,17 @@ def start_in_process(
         pool = manager.pool
         source = pool.submit(_run_in_process, snapshot, call)
     future._source = source
-    source.add_done_callback(_Follower(manager, pool, future))
+    # If the job is already done, 'add_done_callback' runs the follower right here, in the
+    # submitting thread, and the job's callbacks with it. The flag lets the follower see
+    # that and move to a thread of its own: callbacks never run in the submitting thread.
+    _submitting.active = True
+    try:
+        source.add_done_callback(_Follower(manager, pool, future))
+    finally:
+        _submitting.active = False
+
+
+_submitting = threading.local()
 
 
 def _run_in_process(snapshot: ProcessSnapshot, call: bytes) -> bytes:
@@ -220,6 +261,12 @@ class _Follower:
         self.future = future
 
     def __call__(self, source: concurrent.futures.Future[bytes]) -> None:
+        if getattr(_submitting, "active", False):
+            threading.Thread(target=self._follow, args=(source,), daemon=True).start()
+        else:
+            self._follow(source)
+
+    def _follow(self, source: concurrent.futures.Future[bytes]) -> None:
         future = self.future
         if source.cancelled():
             concurrent.futures.Future.cancel(future)

@@ -8,7 +8,6 @@ import pytest
 from flask import Flask
 from flask.globals import _cv_app
 from flask.globals import _cv_request
-
 from flask_executor import Executor
 
 

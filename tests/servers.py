@@ -37,7 +37,7 @@ def running_server(
     startup_timeout: float = 30.0,
 ) -> t.Iterator[str]:
     """Run ``argv`` until the block ends; yield the base URL ``http://127.0.0.1:PORT``."""
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(HERE.parent)]),
                 **(env or {})}
     process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,

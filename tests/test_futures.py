@@ -221,13 +221,6 @@ def test_asyncio_wrap_future_accepts_them(any_executor: Executor) -> None:
         asyncio.run(failing())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.ExecutorConfig.runs_in_process treats every pool that is not a"
-    " ThreadPoolExecutor subclass as out of process, so tasks.start_in_process pickles the"
-    " call: a closure fails with 'cannot be sent to a process pool' although this pool runs"
-    " it in a thread here. Flask-Executor 1.0 passed such a callable through unchanged.",
-)
 def test_custom_in_process_pool_runs_a_closure(app: Flask) -> None:
     app.config.update(EXECUTOR_TYPE="custom", EXECUTOR_POOL_CLASS=HandlePool)
     executor = Executor(app)
@@ -266,12 +259,6 @@ def test_default_callbacks_never_run_in_the_submitting_thread(any_executor: Exec
     assert threading.get_ident() not in seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tasks.start_in_process adds the follower callback to the pool's future after"
-    " pool.submit returns; if the job is already done then, the follower (and with it every"
-    " default callback) runs in the submitting thread.",
-)
 @pytest.mark.timeout(60)
 def test_default_callbacks_not_in_submitting_thread_when_pool_future_is_done(
     app: Flask,

@@ -38,7 +38,7 @@ logger = logging.getLogger("flask_executor")
 
 P = ParamSpec("P")
 R = t.TypeVar("R")
-DoneCallback = t.Callable[[concurrent.futures.Future[t.Any]], object]
+_DoneCallback = t.Callable[[concurrent.futures.Future[t.Any]], object]
 
 
 class _AppState:
@@ -81,7 +81,7 @@ class Executor:
     def __init__(self, app: Flask | None = None, name: str = "") -> None:
         self.name = validate_name(name)
         self._states: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
-        self._default_done_callbacks: list[DoneCallback] = []
+        self._default_done_callbacks: list[_DoneCallback] = []
         if app is not None:
             self.init_app(app)
 
@@ -367,7 +367,7 @@ class Executor:
             return AsyncExecutorJob(self, fn)
         return ExecutorJob(self, fn)
 
-    def add_default_done_callback(self, fn: DoneCallback) -> None:
+    def add_default_done_callback(self, fn: _DoneCallback) -> None:
         """Add a callback to every future this executor returns from now on.
 
         It is called as ``fn(future)`` when the job is done, in the worker, with the job's

@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
 
 __all__ = [
     "call_coroutine_function",
+    "describe",
     "is_coroutine_function",
     "run_coroutine",
     "start_in_process",

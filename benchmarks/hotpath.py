@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -42,7 +43,7 @@ import typing as t
 
 from flask import Flask
 from flask import g
-from flask import request
+from flask.globals import _cv_app
 from flask_executor import Executor
 from flask_executor import FutureProxy
 
@@ -79,7 +80,7 @@ def split(n: int = 20_000, rounds: int = 7) -> None:
     app.config["EXECUTOR_MAX_WORKERS"] = 1
     executor = Executor(app)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    results: dict[str, list[tuple[float, float]]] = {"bare": [], "flask-executor": []}
+    results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     with app.test_request_context(PATH):
         g.user = USER
         for i in range(rounds):
@@ -88,15 +89,26 @@ def split(n: int = 20_000, rounds: int = 7) -> None:
                 ("flask-executor", executor.submit, flask_job),
             ]
             for name, submit, job in sides if i % 2 == 0 else sides[::-1]:
-                results[name].append(_split_once(submit, job, n))
+                # With n jobs waiting in the queue, the collector walks all of them again
+                # and again: shown apart, as it is a cost of its own.
+                for collect in (True, False):
+                    gc.collect()
+                    if not collect:
+                        gc.disable()
+                    try:
+                        sample = _split_once(submit, job, n)
+                    finally:
+                        gc.enable()
+                    results.setdefault((name, collect), []).append(sample)
     executor.shutdown()
     pool.shutdown()
-    print(f"Submit side and worker side, one worker, {n:,} jobs, best of {rounds} rounds")
-    print(f"{'':16}{'submit us/job':>15}{'worker us/job':>15}{'sum':>8}")
-    for name, samples in results.items():
+    print(f"Submit side and worker side, one worker, {n:,} jobs queued, best of {rounds} rounds")
+    print(f"{'':28}{'submit us/job':>15}{'worker us/job':>15}{'sum':>8}")
+    for (name, collect), samples in sorted(results.items(), key=lambda item: not item[0][1]):
         submit_us = min(s for s, _ in samples)
         worker_us = min(w for _, w in samples)
-        print(f"{name:16}{submit_us:15.2f}{worker_us:15.2f}{submit_us + worker_us:8.2f}")
+        label = f"{name}, gc {'on' if collect else 'off'}"
+        print(f"{label:28}{submit_us:15.2f}{worker_us:15.2f}{submit_us + worker_us:8.2f}")
 
 
 # -- profile ------------------------------------------------------------------------------------
@@ -241,39 +253,40 @@ def primitives() -> None:
         with app.app_context():
             pass
 
-    def push_pop_request_context() -> None:
-        with app.test_request_context(PATH):
-            pass
-
-    with app.test_request_context(PATH):
+    with app.test_request_context(PATH) as request_ctx:
         g.user = USER
         context = contextvars.copy_context()
-        request_ctx = request._get_current_object()  # type: ignore[attr-defined]
+        app_ctx = _cv_app.get()
+
+        def copy_push_pop_request_context() -> None:
+            # What Flask-Executor 1.0 did for each job: matches the URL and opens the
+            # session again.
+            with request_ctx.copy():
+                pass
+
+        def second_future() -> None:
+            # What a job costs with a pool future set first and then copied into ours.
+            future: concurrent.futures.Future[int] = concurrent.futures.Future()
+            future.set_running_or_notify_cancel()
+            future.set_result(1)
+
         rows = [
             ("contextvars.copy_context()", contextvars.copy_context),
             ("Context.copy()", context.copy),
             ("Context.run(bare_job)", lambda: context.run(bare_job)),
-            ("copy of g.__dict__", lambda: g.__dict__.copy()),
+            ("copy of the app context's g", lambda: app_ctx.g.__dict__.copy()),
             ("app.app_context()", app.app_context),
-            ("push + pop app context", push_pop_app_context),
-            ("test_request_context push + pop", push_pop_request_context),
-            ("request.path + g.user", flask_job),
-            ("plain attributes (bare_job)", bare_job),
-            ("concurrent.futures.Future()", concurrent.futures.Future),
+            ("push + pop a fresh app context", push_pop_app_context),
+            ("copy + push + pop the request context", copy_push_pop_request_context),
+            ("request.path + g.user (flask_job)", flask_job),
+            ("two plain attributes (bare_job)", bare_job),
+            ("Future()", concurrent.futures.Future),
             ("FutureProxy()", FutureProxy),
-            ("threading.Condition()", threading.Condition),
-            ("request object lookup", lambda: request_ctx),
+            ("Future(), set running, set result", second_future),
         ]
         print("What the building blocks cost, best of 7, in us per call")
         for name, fn in rows:
-            print(f"  {name:36}{_us(fn):8.3f}")
-
-    def set_result() -> None:
-        future: concurrent.futures.Future[int] = concurrent.futures.Future()
-        future.set_running_or_notify_cancel()
-        future.set_result(1)
-
-    print(f"  {'Future(), set running, set result':36}{_us(set_result):8.3f}")
+            print(f"  {name:40}{_us(fn):8.3f}")
 
 
 # -- importtime ---------------------------------------------------------------------------------

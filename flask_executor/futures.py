@@ -165,6 +165,10 @@ class FutureCollection:
         # Keys of stored futures that have finished, in the order they finished: the
         # eviction queue.
         self._finished: collections.OrderedDict[t.Hashable, None] = collections.OrderedDict()
+        # Finished (key, future) pairs that '_evict' has yet to file in '_finished'.
+        self._newly_finished: collections.deque[
+            tuple[t.Hashable, concurrent.futures.Future[t.Any]]
+        ] = collections.deque()
         self._lock = threading.RLock()
         _collections_to_reset_after_fork.add(self)
 
@@ -188,14 +192,21 @@ class FutureCollection:
             self._evict()
 
     def _on_done(self, future_key: t.Hashable, future: concurrent.futures.Future[t.Any]) -> None:
-        with self._lock:
-            # The key may have been popped since, or even stored again with another future.
-            if self._futures.get(future_key) is future:
-                self._finished[future_key] = None
+        # Runs in the worker that finished the job. Taking the lock here would make every
+        # worker queue up behind the threads that submit, so the news only goes into a
+        # deque (its 'append' is atomic) and 'add' files it under the lock.
+        if self.max_length is not None:
+            self._newly_finished.append((future_key, future))
 
     def _evict(self) -> None:
         if self.max_length is None:
             return
+        newly_finished = self._newly_finished
+        while newly_finished:
+            key, future = newly_finished.popleft()
+            # The key may have been popped since, or even stored again with another future.
+            if self._futures.get(key) is future:
+                self._finished[key] = None
         while len(self._futures) > self.max_length:
             if self._finished:
                 key, _ = self._finished.popitem(last=False)

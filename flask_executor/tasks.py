@@ -169,7 +169,11 @@ def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, job: _ThreadJob) -> No
         if _cf_thread._shutdown:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
         pool._work_queue.put(t.cast(t.Any, job))
-        pool._adjust_thread_count()
+        # Once every worker thread exists, '_adjust_thread_count' has nothing to do but
+        # take the idle semaphore's lock, which every worker also takes after each job;
+        # the pool never loses threads, so skipping it then only saves that contention.
+        if len(pool._threads) < pool._max_workers:
+            pool._adjust_thread_count()
 
 
 def takes_work_items(pool: concurrent.futures.Executor) -> bool:
@@ -179,6 +183,8 @@ def takes_work_items(pool: concurrent.futures.Executor) -> bool:
         and all(
             hasattr(pool, name)
             for name in (
+                "_threads",
+                "_max_workers",
                 "_shutdown_lock",
                 "_broken",
                 "_shutdown",

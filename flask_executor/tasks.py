@@ -215,18 +215,21 @@ def start_in_process(
     feeder thread failing it later with a bare pickling error.
     """
     try:
-        call = pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL)
+        # One pickling for everything the worker needs; the pool then only copies bytes.
+        # The snapshot travels as a plain tuple: a named tuple pickles by class
+        # reference, which costs several times as much to load.
+        call = pickle.dumps((fn, args, kwargs, tuple(snapshot)), pickle.HIGHEST_PROTOCOL)
     except Exception as e:
         _set_outcome_now(future, _unpicklable_call_error(e, fn, args, kwargs))
         return
     pool = manager.pool
     try:
-        source = pool.submit(_run_in_process, snapshot, call)
+        source = pool.submit(_run_in_process, call)
     except concurrent.futures.BrokenExecutor:
         # The pool broke since the last job's outcome came back; one new pool is tried.
         manager.replace_broken(pool)
         pool = manager.pool
-        source = pool.submit(_run_in_process, snapshot, call)
+        source = pool.submit(_run_in_process, call)
     future._source = source
     # If the job is already done, 'add_done_callback' runs the follower right here, in the
     # submitting thread, and the job's callbacks with it. The flag lets the follower see
@@ -241,10 +244,10 @@ def start_in_process(
 _submitting = threading.local()
 
 
-def _run_in_process(snapshot: ProcessSnapshot, call: bytes) -> bytes:
+def _run_in_process(call: bytes) -> bytes:
     # Runs in the worker process.
-    fn, args, kwargs = pickle.loads(call)
-    result = context.run_job_in_process(snapshot, fn, args, kwargs)
+    fn, args, kwargs, snapshot = pickle.loads(call)
+    result = context.run_job_in_process(context.ProcessSnapshot(*snapshot), fn, args, kwargs)
     try:
         return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except Exception as e:

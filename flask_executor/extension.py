@@ -82,6 +82,7 @@ class Executor:
         self.name = validate_name(name)
         self._states: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
         self._default_done_callbacks: list[_DoneCallback] = []
+        self._sole_app: tuple[weakref.ref[Flask], _AppState] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -119,6 +120,9 @@ class Executor:
         if not state.runs_in_process and config.push_app_context and state.app_import is None:
             _warn_if_workers_cannot_find_app(config, config_prefix(self.name))
         self._states[app] = state
+        # Jobs submitted outside any app context (a CLI command, a startup hook, a
+        # script) take the only bound app without walking the weak dict each time.
+        self._sole_app = (weakref.ref(app), state) if len(self._states) == 1 else None
         app.extensions[key] = self
 
     def _state(self) -> tuple[Flask, _AppState]:
@@ -133,6 +137,11 @@ class Executor:
                 " of the current app context. Did you forget to call"
                 " 'executor.init_app(app)'?"
             )
+        sole_app = self._sole_app
+        if sole_app is not None:
+            app = sole_app[0]()
+            if app is not None:
+                return app, sole_app[1]
         states = list(self._states.items())
         if len(states) == 1:
             return states[0]

@@ -9,6 +9,7 @@ iterated with ``for`` or ``async for``, in input order, within ``timeout``, and 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import itertools
@@ -368,7 +369,7 @@ def test_map_timeout_raises_and_cancels_the_jobs_not_started(
         try:
             # The only worker is busy, so no item can finish before the timeout.
             results = single.map(ran.append, range(3), timeout=0.05)
-            with pytest.raises(TimeoutError):
+            with pytest.raises(concurrent.futures.TimeoutError):
                 if iteration == "for":
                     next(results)
                 else:

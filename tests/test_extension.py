@@ -286,7 +286,7 @@ def test_map(executor: Executor) -> None:
 def test_map_timeout(executor: Executor) -> None:
     release = threading.Event()
     results = executor.map(release.wait, [10], timeout=0.01)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(concurrent.futures.TimeoutError):
         next(iter(results))
     release.set()
 

@@ -468,7 +468,7 @@ def test_collection_proxies_future_methods_by_key() -> None:
     assert futures.running("done") is False
     assert futures.result("done") == 42
     assert futures.result("done", timeout=1) == 42
-    with pytest.raises(TimeoutError):
+    with pytest.raises(concurrent.futures.TimeoutError):
         futures.result("running", timeout=0)
     with pytest.raises(KeyError):
         futures.result("failed", timeout=1)

@@ -239,7 +239,7 @@ def test_timeout_raises_and_cancels_the_rest(app: Flask) -> None:
     try:
         results = executor.map(item, range(6), timeout=0.05)
         assert started.wait(10)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(concurrent.futures.TimeoutError):
             list(results)
     finally:
         release.set()

@@ -159,6 +159,21 @@ def test_without_app_import_jobs_run_without_app_context_and_init_app_warns_once
     assert len(executor_warnings(caplog)) == 1
 
 
+def test_an_app_that_cannot_be_imported_fails_the_jobs_with_the_reason(bind: Bind) -> None:
+    from flask.cli import NoAppException
+
+    app, executor = bind(
+        "spawn", EXECUTOR_MAX_WORKERS=1, EXECUTOR_APP_IMPORT="process_app:no_such_factory()"
+    )
+    with app.app_context():
+        errors = [executor.submit(jobs.app_report).exception(RESULT_TIMEOUT) for _ in range(2)]
+        # The worker survives a failed import; the next job tries again, and fails the
+        # same way rather than running without its app.
+    for error in errors:
+        assert isinstance(error, NoAppException)
+        assert "no_such_factory" in str(error)
+
+
 def test_start_method_can_be_a_context_object(bind: Bind) -> None:
     import multiprocessing
 

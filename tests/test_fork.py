@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import typing as t
-import warnings
 
 import pytest
 from flask import current_app
@@ -29,7 +28,12 @@ from servers import free_port
 from servers import get_json
 from servers import running_server
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+    # Python 3.12+ warns that forking a process that runs threads may deadlock the
+    # child; forking such a process is exactly what these tests do.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
 
 POOLS = [
     pytest.param({"EXECUTOR_TYPE": "thread"}, id="thread"),
@@ -48,11 +52,7 @@ def in_forked_child(report: t.Callable[[], t.Any], timeout: float = 30.0) -> t.A
     the child forks inherit the pipe and may outlive it.
     """
     read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        # Python 3.12+ warns that forking a process with threads may deadlock; forking
-        # such a process is exactly what this tests.
-        warnings.filterwarnings("ignore", ".*fork.*", DeprecationWarning)
-        pid = os.fork()
+    pid = os.fork()
     if pid == 0:  # the child
         status = 1
         try:

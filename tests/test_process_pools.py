@@ -34,6 +34,12 @@ if t.TYPE_CHECKING:
 
     from flask_executor import FutureProxy
 
+pytestmark = [
+    # Python 3.12+ warns when the fork start method forks a process that runs threads;
+    # these tests use fork on purpose, next to spawn and forkserver.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
+
 ROOT = Path(__file__).parent.parent
 APP_IMPORT = "process_app:create_app()"
 SPAWNING = ["spawn", "forkserver"]

@@ -89,8 +89,10 @@ class PoolManager:
             " of memory). The jobs in flight failed; a new pool will run the next jobs.",
             self.label,
         )
-        # The broken pool's own threads wind down in the background.
-        broken.shutdown(wait=False)
+        # Nothing more to do: a broken pool has already terminated its workers and its
+        # manager thread is on its way out. Calling its 'shutdown' from here, which is
+        # that thread's done callback, blocks on Python 3.13 and would leave the jobs'
+        # futures unset.
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut the pool down; see :meth:`~flask_executor.Executor.shutdown`."""

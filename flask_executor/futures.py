@@ -13,10 +13,10 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-import os
 import threading
 import typing as t
-import weakref
+
+from ._fork import reset_after_fork
 
 if t.TYPE_CHECKING:
     import asyncio
@@ -170,7 +170,7 @@ class FutureCollection:
             tuple[t.Hashable, concurrent.futures.Future[t.Any]]
         ] = collections.deque()
         self._lock = threading.RLock()
-        _collections_to_reset_after_fork.add(self)
+        reset_after_fork(self)
 
     def add(self, future_key: t.Hashable, future: FutureProxy[t.Any]) -> None:
         """Store ``future`` under ``future_key``.
@@ -300,15 +300,3 @@ class FutureCollection:
         for key, future in list(self._futures.items()):
             future._fail_after_fork()
             self._finished[key] = None
-
-
-_collections_to_reset_after_fork: weakref.WeakSet[FutureCollection] = weakref.WeakSet()
-
-
-def _reset_collections_after_fork() -> None:
-    for collection in list(_collections_to_reset_after_fork):
-        collection._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
-    os.register_at_fork(after_in_child=_reset_collections_after_fork)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import threading
 import typing as t
-import weakref
 
+from ._fork import reset_after_fork
 from .tasks import takes_work_items
 
 if t.TYPE_CHECKING:
@@ -47,7 +46,7 @@ class PoolManager:
         #: queue, only this set lets its future be cancelled rather than left pending.
         #: Adding and discarding are atomic; no lock is needed.
         self.not_started: set[FutureProxy[t.Any]] = set()
-        _managers.add(self)
+        reset_after_fork(self)
 
     @property
     def pool(self) -> concurrent.futures.Executor:
@@ -131,15 +130,3 @@ class PoolManager:
         self._lock = threading.Lock()
         self._pool = None
         self.not_started = set()
-
-
-_managers: weakref.WeakSet[PoolManager] = weakref.WeakSet()
-
-
-def _reset_managers_after_fork() -> None:
-    for manager in list(_managers):
-        manager._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
-    os.register_at_fork(after_in_child=_reset_managers_after_fork)

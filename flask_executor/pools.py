@@ -14,6 +14,7 @@ import threading
 import typing as t
 
 from ._fork import reset_after_fork
+from .tasks import settles_through_pool
 from .tasks import takes_work_items
 
 if t.TYPE_CHECKING:
@@ -41,6 +42,8 @@ class PoolManager:
         self._retired_pool: concurrent.futures.Executor | None = None
         #: Whether jobs may skip the pool's 'submit' (see 'tasks.takes_work_items').
         self.takes_work_items = False
+        #: Whether proxies are settled from the pool's futures ('tasks.settles_through_pool').
+        self.settles_through_pool = False
         #: Futures of thread jobs that have not started. A thread job sets its own
         #: future, so when ``shutdown(cancel_futures=True)`` drops a job from the pool's
         #: queue, only this set lets its future be cancelled rather than left pending.
@@ -68,6 +71,7 @@ class PoolManager:
             if self._pool is None:
                 pool = self.config.pool_class(**self.config.pool_kwargs)
                 self.takes_work_items = takes_work_items(pool)
+                self.settles_through_pool = settles_through_pool(pool)
                 self._pool = pool
             return self._pool
 

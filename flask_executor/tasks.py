@@ -23,6 +23,7 @@ import concurrent.futures.thread as _cf_thread
 import inspect
 import os
 import pickle
+import sys
 import threading
 import types
 import typing as t
@@ -42,6 +43,7 @@ __all__ = [
     "describe",
     "is_coroutine_function",
     "run_coroutine",
+    "settles_through_pool",
     "start_in_process",
     "start_in_thread",
     "takes_work_items",
@@ -72,28 +74,69 @@ def start_in_thread(
     # pending for ever.
     not_started = manager.not_started
     not_started.add(future)
+    settle_from_pool = manager.settles_through_pool
     try:
-        source = pool.submit(_ThreadJob(future, job_context, fn, args, kwargs, not_started).run)
+        if settle_from_pool:
+            source = pool.submit(_call_for_pool, not_started, future, job_context, fn, args, kwargs)
+        else:
+            job = _ThreadJob(future, job_context, fn, args, kwargs, not_started)
+            source = pool.submit(job.run)
     except BaseException:
         not_started.discard(future)
         raise
-    # The pool's own future is a safety net, for pools that fail a job without running
+    # Following the pool's own future settles the proxy where the pool says a job is
+    # done (gevent's pool), and is a safety net for pools that fail a job without running
     # it (a broken pool, or a custom pool that turns out to send jobs elsewhere).
     add_done_callback = getattr(source, "add_done_callback", None)
     if add_done_callback is not None:
-        add_done_callback(_SafetyNet(future))
+        add_done_callback(_FollowPool(future, settle_from_pool))
 
 
-class _SafetyNet:
-    """Settles a proxy whose job the pool finished without running it here."""
+def settles_through_pool(pool: concurrent.futures.Executor) -> bool:
+    """Whether a job's proxy must be settled from the pool's own future.
 
-    __slots__ = ("future",)
+    Under monkey-patching, gevent's pool runs jobs on native threads while the code that
+    waits for them is a greenlet on the hub's thread, and the future's lock is a gevent
+    lock. A future set from the native thread does not reliably wake that greenlet
+    (never, with gevent 26.7 on Python 3.9 under 'gunicorn -k gevent'). gevent's own
+    future reports in the hub, so the proxy is settled there. Without monkey-patching
+    nothing runs the hub while a thread waits, and the job settles its proxy itself.
+    """
+    gevent_threadpool = sys.modules.get("gevent.threadpool")
+    if gevent_threadpool is None or not isinstance(pool, gevent_threadpool.ThreadPoolExecutor):
+        return False
+    from gevent import monkey
 
-    def __init__(self, future: FutureProxy[t.Any]) -> None:
+    return bool(monkey.is_module_patched("threading"))
+
+
+def _call_for_pool(
+    not_started: set[FutureProxy[t.Any]],
+    future: FutureProxy[R],
+    job_context: JobContext,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> R | None:
+    # Runs on the pool's thread; the outcome goes back through the pool's own future.
+    # The proxy is not touched here: its lock belongs to the hub's thread.
+    not_started.discard(future)
+    if future.cancelled():
+        return None
+    return context.run_job(job_context, fn, args, kwargs)
+
+
+class _FollowPool:
+    """Settles a proxy from the pool's own future, if the job has not settled it."""
+
+    __slots__ = ("future", "settle_from_pool")
+
+    def __init__(self, future: FutureProxy[t.Any], settle_from_pool: bool) -> None:
         self.future = future
+        self.settle_from_pool = settle_from_pool
 
     def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
-        # When the job ran here, it settled its own future before the pool's.
+        # When the job ran here and settled its own future, there is nothing to do.
         future = self.future
         if future.done():
             return
@@ -102,6 +145,10 @@ class _SafetyNet:
             _set_running_or_notify_cancel(future)
             return
         exc = source.exception()
+        if exc is None and self.settle_from_pool:
+            if _set_running_or_notify_cancel(future):
+                future.set_result(source.result())
+            return
         if exc is None:
             exc = RuntimeError(
                 "The pool reported this job done, but it never ran in this process. A"

@@ -90,19 +90,9 @@ def gevent_server() -> t.Iterator[str]:
         yield base
 
 
-# Seen with Python 3.9 (gevent 26.7, greenlet 3.2, gunicorn 23), not with Python 3.11
-# (gevent 26.9, greenlet 3.5, gunicorn 27): inside gunicorn's gevent worker, a view
-# waiting on a concurrent.futures.Future that a job on gevent's native-thread pool sets is
-# never woken, only its timeout ends the wait. A bare Future set from a job submitted
-# straight to gevent's pool does the same there, so the fault is below flask-executor.
-POOL_WAKEUP = pytest.mark.skipif(
-    sys.version_info < (3, 10),
-    reason="gevent on Python 3.9 here does not wake a greenlet waiting on a Future set"
-    " from gevent's native-thread pool under gunicorn's gevent worker",
-)
 SERVER_KINDS = [
     pytest.param("thread", id="default-thread"),
-    pytest.param("pool", id="gevent-threadpool", marks=POOL_WAKEUP),
+    pytest.param("pool", id="gevent-threadpool"),
 ]
 
 

@@ -23,6 +23,9 @@ from flask import has_request_context
 from flask import request
 from flask import session
 from flask import url_for
+from flask.signals import appcontext_popped
+from flask.signals import appcontext_pushed
+from flask.signals import appcontext_tearing_down
 from flask_executor import Executor
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -227,6 +230,102 @@ def test_teardown_appcontext_runs_once_per_job_in_the_worker(
             assert thread == idents[n]
         # The job's exception reaches the teardown functions, as a view's does.
         assert exc_name == ("ValueError" if failing(n) else None)
+
+
+def test_app_context_signals_are_sent_for_each_job(app: Flask, executor: Executor) -> None:
+    # With no receivers connected the worker skips sending them (a speed-up); once one
+    # is connected, every job sends all three, as Flask's own push and pop do.
+    events: list[tuple[str, t.Any, t.Any]] = []
+    lock = threading.Lock()
+
+    def receiver(name: str) -> t.Callable[..., None]:
+        def receive(sender: Flask, **extra: t.Any) -> None:
+            with lock:
+                events.append((name, g.get("job"), type(extra.get("exc")).__name__))
+
+        return receive
+
+    def job(n: int) -> int:
+        g.job = n
+        if n == 2:
+            raise ValueError(n)
+        return n
+
+    pushed, torn_down, popped = receiver("pushed"), receiver("torn"), receiver("popped")
+    with app.app_context():
+        assert executor.submit(job, 0).result(10) == 0
+        assert events == []
+        appcontext_pushed.connect(pushed, app)
+        appcontext_tearing_down.connect(torn_down, app)
+        appcontext_popped.connect(popped, app)
+        try:
+            assert executor.submit(job, 1).result(10) == 1
+            assert isinstance(executor.submit(job, 2).exception(10), ValueError)
+        finally:
+            appcontext_pushed.disconnect(pushed, app)
+            appcontext_tearing_down.disconnect(torn_down, app)
+            appcontext_popped.disconnect(popped, app)
+        assert executor.submit(job, 3).result(10) == 3
+    # 'pushed' runs before the job sets g.job; 'popped' runs after the job's context is
+    # gone (the caller's is current again, which has no 'job').
+    assert events == [
+        ("pushed", None, "NoneType"),
+        ("torn", 1, "NoneType"),
+        ("popped", None, "NoneType"),
+        ("pushed", None, "NoneType"),
+        ("torn", 2, "ValueError"),
+        ("popped", None, "NoneType"),
+    ]
+
+
+def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> None:
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    seen: list[tuple[t.Any, str | None]] = []
+
+    @app.teardown_appcontext
+    def teardown(exc: BaseException | None) -> None:
+        seen.append((g.get("job"), type(exc).__name__ if exc else None))
+        if g.get("job") == "bad teardown":
+            raise LookupError("teardown failed")
+
+    def job(name: str) -> tuple[str, bool]:
+        # A leftover app context from the job before would show as g.job already set.
+        previous = g.get("job")
+        g.job = name
+        if name == "raises":
+            raise ValueError(name)
+        return name, previous is None
+
+    try:
+        bad = executor.submit(job, "bad teardown")
+        raises = executor.submit(job, "raises")
+        good = executor.submit(job, "good")
+        assert isinstance(bad.exception(10), LookupError)
+        assert isinstance(raises.exception(10), ValueError)
+        assert good.result(10) == ("good", True)
+    finally:
+        executor.shutdown()
+    assert seen == [("bad teardown", None), ("raises", "ValueError"), ("good", None)]
+
+
+def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
+    torn_down_in: list[int] = []
+
+    class TrackingFlask(Flask):
+        def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
+            torn_down_in.append(threading.get_ident())
+            super().do_teardown_appcontext(exc)
+
+    app = TrackingFlask("tracking")
+    executor = Executor(app)
+    try:
+        # Outside any app context, so that only the job's own context is torn down. The
+        # job's future is set after its teardown.
+        worker = executor.submit(threading.get_ident).result(10)
+    finally:
+        executor.shutdown()
+    assert torn_down_in == [worker]
 
 
 # -- Flask-SQLAlchemy ----------------------------------------------------------------------

@@ -44,7 +44,6 @@ from flask.signals import appcontext_pushed
 from flask.signals import appcontext_tearing_down
 
 __all__ = [
-    "JobContext",
     "ProcessSnapshot",
     "app_import_target",
     "capture",
@@ -53,6 +52,7 @@ __all__ = [
     "run_job",
     "run_job_in_process",
     "snapshot_for_process",
+    "wrap_callback",
 ]
 
 logger = logging.getLogger("flask_executor")
@@ -66,59 +66,54 @@ def current_app_or_none() -> Flask | None:
     return None if app_ctx is None else app_ctx.app
 
 
-class JobContext:
-    """What a job carries from the code that submitted it, for a worker in this process.
+def capture(app: Flask | None) -> tuple[contextvars.Context, dict[str, t.Any] | None]:
+    """Capture the caller's contexts for a job that runs in a thread of this process.
 
-    A :class:`contextvars.Context` can be entered by one thread at a time, so every job
-    gets its own copy (see :meth:`for_another_job`), and callbacks run in a copy of
-    their job's.
+    Returns a copy of the caller's context variables and, if ``app`` is given and its app
+    context is the current one, a shallow copy of ``g``. ``app`` is the app whose fresh
+    app context the job will run in, or None for a job that gets no app context
+    (``EXECUTOR_PUSH_APP_CONTEXT = False``).
     """
-
-    __slots__ = ("app", "context", "g_values", "push_app_context")
-
-    def __init__(
-        self,
-        app: Flask,
-        context: contextvars.Context,
-        g_values: dict[str, t.Any] | None,
-        push_app_context: bool,
-    ) -> None:
-        self.app = app
-        self.context = context
-        self.g_values = g_values
-        self.push_app_context = push_app_context
-
-    def for_another_job(self) -> JobContext:
-        """The same contexts for another job (``map`` uses one per item)."""
-        return JobContext(self.app, self.context.copy(), self.g_values, self.push_app_context)
-
-    def wrap_callback(self, fn: t.Callable[[R], object]) -> t.Callable[[R], None]:
-        """Wrap a done callback so that it runs with this job's contexts."""
-
-        def run_callback(future: R) -> None:
-            run_job(self.for_another_job(), fn, (future,), {})
-
-        return run_callback
-
-
-def capture(app: Flask, push_app_context: bool) -> JobContext:
-    """Capture the caller's contexts for a job that runs in a thread of ``app``."""
     g_values = None
-    if push_app_context:
+    if app is not None:
         app_ctx = _cv_app.get(None)
         # ``g`` belongs to its app: a job of another app starts with an empty one.
         if app_ctx is not None and app_ctx.app is app:
             g_values = app_ctx.g.__dict__.copy()
-    return JobContext(app, contextvars.copy_context(), g_values, push_app_context)
+    return contextvars.copy_context(), g_values
 
 
 def run_job(
-    job: JobContext, fn: t.Callable[..., R], args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    app: Flask | None,
+    variables: contextvars.Context,
+    g_values: dict[str, t.Any] | None,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
 ) -> R:
-    """Run ``fn`` in the worker with the contexts ``job`` carries."""
-    if job.push_app_context:
-        return job.context.run(_call_in_app_context, job.app, job.g_values, fn, args, kwargs)
-    return job.context.run(fn, *args, **kwargs)
+    """Run ``fn`` in the worker, in the contexts :func:`capture` took.
+
+    ``variables`` is entered for the duration of the job. A
+    :class:`contextvars.Context` can be entered by one thread at a time, so it must be
+    this job's own: a job made from another's contexts uses ``variables.copy()``.
+    """
+    if app is None:
+        return variables.run(fn, *args, **kwargs)
+    return variables.run(_call_in_app_context, app, g_values, fn, args, kwargs)
+
+
+def wrap_callback(
+    app: Flask | None,
+    variables: contextvars.Context,
+    g_values: dict[str, t.Any] | None,
+    fn: t.Callable[[R], object],
+) -> t.Callable[[R], None]:
+    """Wrap a done callback so that it runs in a copy of its job's contexts."""
+
+    def run_callback(future: R) -> None:
+        run_job(app, variables.copy(), g_values, fn, (future,), {})
+
+    return run_callback
 
 
 def _call_in_app_context(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import itertools
 import logging
 import multiprocessing
@@ -44,10 +45,21 @@ _DoneCallback = t.Callable[[concurrent.futures.Future[t.Any]], object]
 class _AppState:
     """What one executor keeps for one app."""
 
-    __slots__ = ("app_import", "app_token", "config", "futures", "manager", "runs_in_process")
+    __slots__ = (
+        "app_import",
+        "app_token",
+        "config",
+        "futures",
+        "manager",
+        "push_app_context",
+        "runs_in_process",
+    )
 
     def __init__(self, app: Flask, config: ExecutorConfig, label: str) -> None:
+        # Not the app itself: the executor's states are values of a weak dict keyed by
+        # the app, and must not keep it alive.
         self.config = config
+        self.push_app_context = config.push_app_context
         self.runs_in_process = config.runs_in_process
         self.manager = PoolManager(config, label)
         self.futures = FutureCollection(config.futures_max_length)
@@ -120,14 +132,20 @@ class Executor:
         if not state.runs_in_process and config.push_app_context and state.app_import is None:
             _warn_if_workers_cannot_find_app(config, config_prefix(self.name))
         self._states[app] = state
-        # Jobs submitted outside any app context (a CLI command, a startup hook, a
-        # script) take the only bound app without walking the weak dict each time.
+        # Jobs of an executor bound to one app find its state without a weak dict
+        # lookup, in a view or outside any app context (a CLI command, a script).
         self._sole_app = (weakref.ref(app), state) if len(self._states) == 1 else None
         app.extensions[key] = self
 
     def _state(self) -> tuple[Flask, _AppState]:
         # The app of the current app context if there is one, or else the only bound app.
         app = context.current_app_or_none()
+        sole_app = self._sole_app
+        if sole_app is not None:
+            # Most executors are bound to one app: no lookup in the weak dict then.
+            bound_app = sole_app[0]()
+            if bound_app is not None and (app is None or app is bound_app):
+                return bound_app, sole_app[1]
         if app is not None:
             state = self._states.get(app)
             if state is not None:
@@ -137,11 +155,6 @@ class Executor:
                 " of the current app context. Did you forget to call"
                 " 'executor.init_app(app)'?"
             )
-        sole_app = self._sole_app
-        if sole_app is not None:
-            app = sole_app[0]()
-            if app is not None:
-                return app, sole_app[1]
         states = list(self._states.items())
         if len(states) == 1:
             return states[0]
@@ -233,22 +246,29 @@ class Executor:
         app, state = self._state()
         if tasks.is_coroutine_function(fn):
             fn, args = tasks.call_coroutine_function, (fn, *args)
-        job_context = context.capture(app, state.config.push_app_context)
-        return self._start(app, state, job_context, fn, args, kwargs, future_key)
+        variables, g_values = context.capture(app if state.push_app_context else None)
+        return self._start(app, state, variables, g_values, fn, args, kwargs, future_key)
 
     def _start(
         self,
         app: Flask,
         state: _AppState,
-        job_context: context.JobContext,
+        variables: contextvars.Context,
+        g_values: dict[str, t.Any] | None,
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
         future_key: t.Hashable,
     ) -> FutureProxy[t.Any]:
         # The hot path of every job; 'submit', 'submit_stored', jobs and 'map' meet here.
-        future: FutureProxy[t.Any] = FutureProxy()
-        future._job_context = job_context
+        task: tasks.ThreadTask[t.Any] | None = (
+            tasks.ThreadTask() if state.runs_in_process else None
+        )
+        future: FutureProxy[t.Any] = FutureProxy() if task is None else task
+        # The app whose fresh app context the job runs in, or None for none.
+        future._app = app if state.push_app_context else None
+        future._variables = variables
+        future._g_values = g_values
         # Attached before the pool sees the job, so that they always run in the worker.
         for callback in self._default_done_callbacks:
             future.add_done_callback(callback)
@@ -258,8 +278,8 @@ class Executor:
         if future_key is not None:
             state.futures.add(future_key, future)
         try:
-            if state.runs_in_process:
-                tasks.start_in_thread(state.manager, future, job_context, fn, args, kwargs)
+            if task is not None:
+                tasks.start_in_thread(state.manager, task, fn, args, kwargs)
             else:
                 snapshot = context.snapshot_for_process(
                     state.app_token, state.app_import, config.push_app_context
@@ -344,10 +364,10 @@ class Executor:
         # Captured once, here, where the caller is; each item runs in its own copy, so
         # no two workers ever enter the same Context (1.0's "Token was created in a
         # different Context").
-        base_context = context.capture(app, state.config.push_app_context)
+        variables, g_values = context.capture(app if state.push_app_context else None)
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
-            return self._start(app, state, base_context.for_another_job(), fn, args, {}, None)
+            return self._start(app, state, variables.copy(), g_values, fn, args, {}, None)
 
         return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
 

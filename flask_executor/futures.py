@@ -16,12 +16,14 @@ import logging
 import threading
 import typing as t
 
+from . import context
 from ._fork import reset_after_fork
 
 if t.TYPE_CHECKING:
     import asyncio
+    import contextvars
 
-    from .context import JobContext
+    from flask import Flask
 
 __all__ = ["FutureCollection", "FutureProxy"]
 
@@ -51,8 +53,15 @@ class FutureProxy(concurrent.futures.Future[T]):
     """
 
     # Class-level defaults keep construction to Future.__init__ alone on the hot path.
-    #: The contexts callbacks run in; None for a future made outside an executor.
-    _job_context: JobContext | None = None
+    # The job's contexts, as 'context.capture' took them, which its callbacks run in
+    # too: the app whose fresh app context they get (None for none), the submitter's
+    # context variables, and a copy of its 'g'. They are attributes of the future, not
+    # an object of their own, because every object that lives as long as a job is one
+    # more for the garbage collector to walk while jobs queue up (docs/performance.rst).
+    _app: Flask | None = None
+    #: None for a future made outside an executor; its callbacks then run as they are.
+    _variables: contextvars.Context | None = None
+    _g_values: dict[str, t.Any] | None = None
     #: For pools in other processes, the pool's own future that this one follows.
     _source: concurrent.futures.Future[t.Any] | None = None
 
@@ -63,9 +72,9 @@ class FutureProxy(concurrent.futures.Future[T]):
         finished the job, or at once in this thread if the job is already done, and an
         exception it raises is logged, not raised.
         """
-        job_context = self._job_context
-        if job_context is not None:
-            fn = job_context.wrap_callback(fn)
+        variables = self._variables
+        if variables is not None:
+            fn = context.wrap_callback(self._app, variables, self._g_values, fn)
         super().add_done_callback(fn)
 
     def cancel(self) -> bool:

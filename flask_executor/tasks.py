@@ -33,12 +33,13 @@ from .futures import FutureProxy
 
 if t.TYPE_CHECKING:
     import asyncio
+    import contextvars
 
-    from .context import JobContext
     from .context import ProcessSnapshot
     from .pools import PoolManager
 
 __all__ = [
+    "ThreadTask",
     "call_coroutine_function",
     "describe",
     "is_coroutine_function",
@@ -53,54 +54,115 @@ R = t.TypeVar("R")
 _set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
 
 
+class ThreadTask(FutureProxy[R]):
+    """The future of a job for a worker thread of this process, which also runs the job.
+
+    As :class:`asyncio.Task` is the future of the coroutine it runs, this is the future
+    of the call it runs: one object per job, not a future plus a work item that holds
+    it. It has the two members that the workers of CPython's ThreadPoolExecutor use of
+    their own work items, ``future`` and ``run()``, so it can go straight into such a
+    pool's queue (see :func:`_enqueue`).
+    """
+
+    # Set by the executor before the task is started.
+    _variables: contextvars.Context
+    _fn: t.Callable[..., R]
+    _args: tuple[t.Any, ...]
+    _kwargs: dict[str, t.Any]
+    #: Set only for pools other than CPython's (see 'PoolManager.not_started').
+    _not_started: set[FutureProxy[t.Any]] | None = None
+
+    @property
+    def future(self) -> ThreadTask[R]:
+        """This future: what a CPython worker cancels or fails when it drops the job."""
+        return self
+
+    def run(self, *_: object) -> None:
+        """Run the job in its contexts and settle this future with its outcome."""
+        # Python 3.14's workers pass their own worker context; it is not needed here.
+        # What '_take_call' does, inline: this is the hot path of every thread job.
+        if self._not_started is not None:
+            self._not_started.discard(self)
+        fn, args, kwargs = self._fn, self._args, self._kwargs
+        del self._fn, self._args, self._kwargs
+        if not _set_running_or_notify_cancel(self):
+            return
+        try:
+            result = context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
+        except BaseException as exc:
+            self.set_exception(exc)
+            # The traceback holds this frame and this future holds the traceback: drop
+            # the frame's reference so that the cycle does not outlive the job.
+            del self
+        else:
+            self.set_result(result)
+
+    def call(self) -> R | None:
+        """Run the job in its contexts and return its outcome, leaving this future alone.
+
+        For pools that report a job's outcome through their own future (gevent's).
+        """
+        fn, args, kwargs = self._take_call()
+        if self.cancelled():
+            return None
+        return context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
+
+    def _take_call(
+        self,
+    ) -> tuple[t.Callable[..., R], tuple[t.Any, ...], dict[str, t.Any]]:
+        not_started = self._not_started
+        if not_started is not None:
+            not_started.discard(self)
+        call = self._fn, self._args, self._kwargs
+        # A future may be kept long after its job ran (stored, or awaited later): it must
+        # not keep the job's arguments alive.
+        del self._fn, self._args, self._kwargs
+        return call
+
+
 def start_in_thread(
     manager: PoolManager,
-    future: FutureProxy[R],
-    job_context: JobContext,
+    task: ThreadTask[R],
     fn: t.Callable[..., R],
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
 ) -> None:
     """Hand ``fn(*args, **kwargs)`` to a pool whose workers are threads of this process."""
+    task._fn = fn
+    task._args = args
+    task._kwargs = kwargs
     pool = manager.pool
     if manager.takes_work_items:
-        _enqueue(
-            t.cast(concurrent.futures.ThreadPoolExecutor, pool),
-            _ThreadJob(future, job_context, fn, args, kwargs, None),
-        )
+        _enqueue(t.cast(concurrent.futures.ThreadPoolExecutor, pool), task)
         return
     # Any other pool gets a plain callable. If 'shutdown(cancel_futures=True)' drops the
-    # job from its queue, only 'not_started' lets the proxy be cancelled instead of left
+    # job from its queue, only 'not_started' lets the task be cancelled instead of left
     # pending for ever.
-    not_started = manager.not_started
-    not_started.add(future)
+    not_started = task._not_started = manager.not_started
+    not_started.add(task)
     settle_from_pool = manager.settles_through_pool
     try:
-        if settle_from_pool:
-            source = pool.submit(_call_for_pool, not_started, future, job_context, fn, args, kwargs)
-        else:
-            job = _ThreadJob(future, job_context, fn, args, kwargs, not_started)
-            source = pool.submit(job.run)
+        source = pool.submit(task.call if settle_from_pool else task.run)
     except BaseException:
-        not_started.discard(future)
+        not_started.discard(task)
         raise
-    # Following the pool's own future settles the proxy where the pool says a job is
-    # done (gevent's pool), and is a safety net for pools that fail a job without running
-    # it (a broken pool, or a custom pool that turns out to send jobs elsewhere).
+    # Following the pool's own future settles the task where the pool says a job is done
+    # (gevent's pool), and is a safety net for pools that fail a job without running it
+    # (a broken pool, or a custom pool that turns out to send jobs elsewhere).
     add_done_callback = getattr(source, "add_done_callback", None)
     if add_done_callback is not None:
-        add_done_callback(_FollowPool(future, settle_from_pool))
+        add_done_callback(_FollowPool(task, settle_from_pool))
 
 
 def settles_through_pool(pool: concurrent.futures.Executor) -> bool:
-    """Whether a job's proxy must be settled from the pool's own future.
+    """Whether a job's task must be settled from the pool's own future.
 
     Under monkey-patching, gevent's pool runs jobs on native threads while the code that
     waits for them is a greenlet on the hub's thread, and the future's lock is a gevent
     lock. A future set from the native thread does not reliably wake that greenlet
     (never, with gevent 26.7 on Python 3.9 under 'gunicorn -k gevent'). gevent's own
-    future reports in the hub, so the proxy is settled there. Without monkey-patching
-    nothing runs the hub while a thread waits, and the job settles its proxy itself.
+    future reports in the hub, so the task is settled there. Without monkey-patching
+    nothing runs the hub while a thread waits, and the job settles its task itself.
     """
     gevent_threadpool = sys.modules.get("gevent.threadpool")
     if gevent_threadpool is None or not isinstance(pool, gevent_threadpool.ThreadPoolExecutor):
@@ -110,24 +172,8 @@ def settles_through_pool(pool: concurrent.futures.Executor) -> bool:
     return bool(monkey.is_module_patched("threading"))
 
 
-def _call_for_pool(
-    not_started: set[FutureProxy[t.Any]],
-    future: FutureProxy[R],
-    job_context: JobContext,
-    fn: t.Callable[..., R],
-    args: tuple[t.Any, ...],
-    kwargs: dict[str, t.Any],
-) -> R | None:
-    # Runs on the pool's thread; the outcome goes back through the pool's own future.
-    # The proxy is not touched here: its lock belongs to the hub's thread.
-    not_started.discard(future)
-    if future.cancelled():
-        return None
-    return context.run_job(job_context, fn, args, kwargs)
-
-
 class _FollowPool:
-    """Settles a proxy from the pool's own future, if the job has not settled it."""
+    """Settles a task from the pool's own future, if the job has not settled it."""
 
     __slots__ = ("future", "settle_from_pool")
 
@@ -158,53 +204,9 @@ class _FollowPool:
         _set_outcome_now(future, exc)
 
 
-class _ThreadJob:
-    """One job for a thread worker; runs the call in its contexts and sets its future.
-
-    It has the two members that the workers of CPython's ThreadPoolExecutor use of their
-    own work items, ``future`` and ``run()``, so it can go straight into such a pool's
-    queue (see :func:`_enqueue`).
-    """
-
-    __slots__ = ("args", "fn", "future", "job_context", "kwargs", "not_started")
-
-    def __init__(
-        self,
-        future: FutureProxy[t.Any],
-        job_context: JobContext,
-        fn: t.Callable[..., t.Any],
-        args: tuple[t.Any, ...],
-        kwargs: dict[str, t.Any],
-        not_started: set[FutureProxy[t.Any]] | None,
-    ) -> None:
-        self.future = future
-        self.job_context = job_context
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.not_started = not_started
-
-    def run(self, *_: object) -> None:
-        # Python 3.14's workers pass their own worker context; it is not needed here.
-        future = self.future
-        if self.not_started is not None:
-            self.not_started.discard(future)
-        if not _set_running_or_notify_cancel(future):
-            return
-        try:
-            result = context.run_job(self.job_context, self.fn, self.args, self.kwargs)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # The traceback holds this frame and the future holds the traceback: drop the
-            # frame's references so that the cycle does not outlive the job.
-            del self, future
-        else:
-            future.set_result(result)
-
-
-def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, job: _ThreadJob) -> None:
-    # What ThreadPoolExecutor.submit does, less the Future it would make: the job brings
-    # its own. Two futures per job, the pool's set by its worker and then copied into
+def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, task: ThreadTask[t.Any]) -> None:
+    # What ThreadPoolExecutor.submit does, less the Future and the work item it would
+    # make: the task is both. Two futures per job, the pool's set by its worker and then copied into
     # ours, would cost a small job about a fifth more (see docs/performance.rst). Only
     # used for the exact class, whose private members are checked when the pool is
     # built ('PoolManager.takes_work_items'); anything else goes through 'submit'.
@@ -215,7 +217,7 @@ def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, job: _ThreadJob) -> No
             raise RuntimeError("cannot schedule new futures after shutdown")
         if _cf_thread._shutdown:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-        pool._work_queue.put(t.cast(t.Any, job))
+        pool._work_queue.put(t.cast(t.Any, task))
         # Once every worker thread exists, '_adjust_thread_count' has nothing to do but
         # take the idle semaphore's lock, which every worker also takes after each job;
         # the pool never loses threads, so skipping it then only saves that contention.
@@ -441,8 +443,8 @@ def is_coroutine_function(fn: object) -> bool:
     # A plain function is answered from its code flags: this runs for every job, and
     # 'inspect' takes several times as long. (A function marked with Python 3.12's
     # 'inspect.markcoroutinefunction' carries the marker in its __dict__.)
-    if type(fn) is types.FunctionType and _COROUTINE_MARKER not in fn.__dict__:
-        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    if type(fn) is _FunctionType and _COROUTINE_MARKER not in fn.__dict__:
+        return bool(fn.__code__.co_flags & _CO_COROUTINE)
     # Jobs made by '@executor.job' on an 'async def' say so themselves: 'inspect' only
     # recognises functions, methods and partials.
     return (
@@ -456,6 +458,8 @@ def is_coroutine_function(fn: object) -> bool:
 
 
 _COROUTINE_MARKER = "_is_coroutine_marker"
+_FunctionType = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
 
 
 def _reset_loops_after_fork() -> None:

@@ -126,7 +126,15 @@ def _call_in_app_context(
     app_ctx = app.app_context()
     if g_values:
         app_ctx.g.__dict__.update(g_values)
-    if type(app_ctx) is not AppContext or _app_context_signals_connected():
+    if type(app_ctx) is not AppContext or (
+        # Read for each job: receivers may be connected at any time while the app runs.
+        _SIGNALS_TAKE_RECEIVERS
+        and (
+            appcontext_pushed.receivers
+            or appcontext_tearing_down.receivers
+            or appcontext_popped.receivers
+        )
+    ):
         # Flask's own push and pop, signals and all. ``with`` passes the job's
         # exception to the teardown functions, as a view's does.
         with app_ctx:
@@ -136,38 +144,27 @@ def _call_in_app_context(
     # no receivers is most of what a push and pop cost, about 1.4 µs of a job's 2.2
     # (docs/performance.rst). The order is Flask's: teardown runs while the job's app
     # context is still the current one, and the variable is reset even if it fails.
+    # Flask's teardown method only calls the functions and sends a signal that nobody
+    # receives here, so with no functions it is skipped, unless a subclass overrides it.
+    tears_down = bool(
+        app.teardown_appcontext_funcs or type(app).do_teardown_appcontext is not _FLASK_TEARDOWN
+    )
     token = _cv_app.set(app_ctx)
     try:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _tear_down(app, exc)
+            if tears_down:
+                app.do_teardown_appcontext(exc)
             raise
-        _tear_down(app, None)
+        if tears_down:
+            app.do_teardown_appcontext(None)
         return result
     finally:
         _cv_app.reset(token)
 
 
-def _app_context_signals_connected() -> bool:
-    # Read for each job: receivers may be connected at any time while the app runs.
-    # Flask 2.2 without blinker has stand-in signals that take no receivers at all.
-    if not _SIGNALS_TAKE_RECEIVERS:
-        return False
-    return bool(
-        appcontext_pushed.receivers
-        or appcontext_tearing_down.receivers
-        or appcontext_popped.receivers
-    )
-
-
-def _tear_down(app: Flask, exc: BaseException | None) -> None:
-    # Flask's method only calls the functions and sends a signal that nobody receives
-    # here; with no functions it can be skipped, unless a subclass overrides it.
-    if app.teardown_appcontext_funcs or type(app).do_teardown_appcontext is not _FLASK_TEARDOWN:
-        app.do_teardown_appcontext(exc)
-
-
+# Flask 2.2 without blinker has stand-in signals that take no receivers at all.
 _SIGNALS_TAKE_RECEIVERS = hasattr(appcontext_pushed, "receivers")
 _FLASK_TEARDOWN = Flask.do_teardown_appcontext
 

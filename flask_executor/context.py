@@ -315,18 +315,28 @@ def _call_in_process_contexts(
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
 ) -> R:
-    app_ctx: AppContext = app.app_context()
-    if snapshot.g_pickle is not None:
-        app_ctx.g.__dict__.update(pickle.loads(snapshot.g_pickle))
-    with app_ctx:
-        if snapshot.environ is None:
-            return fn(*args, **kwargs)
-        # The request is made, not pushed: pushing would run the URL match, open the
-        # session and, at the end, 'teardown_request', none of which a job should do.
-        # Setting the context variable is what makes 'request' resolve to it; the
-        # whole Context is thrown away after the job.
-        _cv_request.set(_request_context_from(app, snapshot))
-        return fn(*args, **kwargs)
+    g_values = None if snapshot.g_pickle is None else pickle.loads(snapshot.g_pickle)
+    if snapshot.environ is None:
+        return _call_in_app_context(app, g_values, fn, args, kwargs)
+    result: R = _call_in_app_context(
+        app, g_values, _call_with_request, (app, snapshot, fn, args, kwargs), {}
+    )
+    return result
+
+
+def _call_with_request(
+    app: Flask,
+    snapshot: ProcessSnapshot,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> R:
+    # Runs inside the job's app context. The request is made, not pushed: pushing would
+    # run the URL match, open the session and, at the end, 'teardown_request', none of
+    # which a job should do. Setting the context variable is what makes 'request'
+    # resolve to it; the whole Context is thrown away after the job.
+    _cv_request.set(_request_context_from(app, snapshot))
+    return fn(*args, **kwargs)
 
 
 class _UnreadBody(io.RawIOBase):

@@ -87,14 +87,18 @@ class ThreadTask(FutureProxy[R]):
         del self._fn, self._args, self._kwargs
         if not _set_running_or_notify_cancel(self):
             return
+        # The call is dropped from this frame before the future is settled: whoever
+        # waits on it may rely on the job's arguments being free once it is done.
         try:
             result = context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
         except BaseException as exc:
+            del fn, args, kwargs
             self.set_exception(exc)
             # The traceback holds this frame and this future holds the traceback: drop
             # the frame's reference so that the cycle does not outlive the job.
             del self
         else:
+            del fn, args, kwargs
             self.set_result(result)
 
     def call(self) -> R | None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import threading
 import typing as t
+import weakref
 
 import pytest
 from flask import current_app
@@ -712,3 +714,28 @@ def test_submit_stored_from_32_threads(app: Flask) -> None:
         executor.shutdown(wait=True)
     assert results == {(n, i): (n * 100 + i) ** 2 for n in range(THREADS) for i in range(20)}
     assert len(executor.futures) == 0
+
+
+# -- What a finished future keeps ------------------------------------------------------------
+
+
+class Payload:
+    """A job's argument, whose lifetime the test watches through a weak reference."""
+
+
+def take_payload(payload: Payload, *, also: Payload) -> bool:
+    return isinstance(payload, Payload) and isinstance(also, Payload)
+
+
+@pytest.mark.timeout(60)
+def test_finished_future_does_not_keep_the_jobs_arguments(any_executor: Executor) -> None:
+    # Stored futures can live for a long time after their job; a large argument (an
+    # upload, a DataFrame) must not live as long.
+    payload, also = Payload(), Payload()
+    alive = [weakref.ref(payload), weakref.ref(also)]
+    future = any_executor.submit_stored("kept", take_payload, payload, also=also)
+    del payload, also
+    assert future.result(timeout=30) is True
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None]
+    assert any_executor.futures.get("kept") is future

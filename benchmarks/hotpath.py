@@ -44,6 +44,7 @@ import typing as t
 from flask import Flask
 from flask import g
 from flask.globals import _cv_app
+from flask_executor import context as job_context
 from flask_executor import Executor
 from flask_executor import FutureProxy
 
@@ -51,6 +52,7 @@ from run import bare_job
 from run import flask_job
 from run import flask_process_job
 from run import PATH
+from run import submit_in_context
 from run import USER
 
 # -- split -------------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ def split(n: int = 20_000, rounds: int = 7) -> None:
         for i in range(rounds):
             sides = [
                 ("bare", pool.submit, bare_job),
+                ("bare, in context", submit_in_context(pool), flask_job),
                 ("flask-executor", executor.submit, flask_job),
             ]
             for name, submit, job in sides if i % 2 == 0 else sides[::-1]:
@@ -277,6 +280,10 @@ def primitives() -> None:
             ("copy of the app context's g", lambda: app_ctx.g.__dict__.copy()),
             ("app.app_context()", app.app_context),
             ("push + pop a fresh app context", push_pop_app_context),
+            (
+                "a job's app context, flask-executor",
+                lambda: job_context.run_job(app, context.copy(), None, _nothing, (), {}),
+            ),
             ("copy + push + pop the request context", copy_push_pop_request_context),
             ("request.path + g.user (flask_job)", flask_job),
             ("two plain attributes (bare_job)", bare_job),
@@ -287,6 +294,10 @@ def primitives() -> None:
         print("What the building blocks cost, best of 7, in us per call")
         for name, fn in rows:
             print(f"  {name:40}{_us(fn):8.3f}")
+
+
+def _nothing() -> None:
+    pass
 
 
 # -- importtime ---------------------------------------------------------------------------------

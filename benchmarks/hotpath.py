@@ -86,7 +86,7 @@ def split(n: int = 20_000, rounds: int = 7) -> None:
     with app.test_request_context(PATH):
         g.user = USER
         for i in range(rounds):
-            sides = [
+            sides: list[tuple[str, t.Callable[..., concurrent.futures.Future[t.Any]], t.Any]] = [
                 ("bare", pool.submit, bare_job),
                 ("bare, in context", submit_in_context(pool), flask_job),
                 ("flask-executor", executor.submit, flask_job),
@@ -152,7 +152,7 @@ def _collect_process_profile() -> dict[t.Any, t.Any]:
     assert _process_profile is not None
     _process_profile.disable()
     _process_profile.create_stats()
-    return _process_profile.stats  # type: ignore[attr-defined,no-any-return]
+    return _process_profile.stats  # type: ignore[attr-defined,no-any-return,unused-ignore]
 
 
 def _print_stats(title: str, profiles: t.Sequence[t.Any], jobs: int, top: int) -> None:
@@ -215,7 +215,7 @@ def profile(top: int = 18) -> None:
         executor = Executor(app)
         in_process = config.get("EXECUTOR_TYPE") == "process"
         jobs = n // 4 if in_process else n
-        threading.setprofile(_profile_new_thread)  # type: ignore[arg-type]
+        threading.setprofile(_profile_new_thread)
         try:
             # Figure 5 submits from an app context, the others from a request.
             with app.app_context() if in_process else app.test_request_context(PATH):
@@ -234,7 +234,7 @@ def profile(top: int = 18) -> None:
             # The pool's threads end here, and with them their profiles.
             executor.shutdown()
         finally:
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)
         threads, _thread_profiles[:] = list(_thread_profiles), []
         _print_stats(f"{title}: submitting thread", [submitting], jobs, top)
         other = "pool's manager thread" if in_process else "worker thread"
@@ -360,9 +360,13 @@ def main() -> None:
     parser.add_argument("what", choices=("split", "profile", "primitives", "importtime"))
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    {"split": split, "profile": profile, "primitives": primitives, "importtime": importtime}[
-        args.what
-    ]()
+    commands: dict[str, t.Callable[[], None]] = {
+        "split": split,
+        "profile": profile,
+        "primitives": primitives,
+        "importtime": importtime,
+    }
+    commands[args.what]()
 
 
 if __name__ == "__main__":

@@ -446,7 +446,9 @@ def figure_5(s: Settings) -> list[Row]:
         with app.app_context():
             # Fork-started pools start every worker at the first job; this wait is for
             # all of them, so start-up stays off the clock.
-            warm = [executor.submit(flask_process_job) for _ in range(4 * s.workers)]
+            warm: list[concurrent.futures.Future[str]] = [
+                executor.submit(flask_process_job) for _ in range(4 * s.workers)
+            ]
             warm += [pool.submit(bare_process_job) for _ in range(4 * s.workers)]
             concurrent.futures.wait(warm)
             expect(executor.submit(flask_process_job).result(), APP_NAME, "figure 5 job")
@@ -680,6 +682,7 @@ def memory_child(mode: str, items: int, workers: int) -> None:
         before = _proc_status_kb("VmRSS") if reset else None
         if before is None:
             before = _max_rss_kb()
+        results: t.Iterable[int]
         if mode == "flask-buffered":
             results = executor.map(flask_item_job, range(items), buffersize=64)
         elif mode == "flask-eager":

@@ -29,6 +29,7 @@ import types
 import typing as t
 
 from . import context
+from ._fork import reset_after_fork
 from .futures import FutureProxy
 
 if t.TYPE_CHECKING:
@@ -384,7 +385,20 @@ def describe(fn: object) -> str:
 
 # -- Coroutine jobs ---------------------------------------------------------------------
 
-_loops = threading.local()
+
+class _ThreadLoops(threading.local):
+    """Each worker thread's own :class:`_ThreadLoop`, made at its first coroutine job."""
+
+    runner: _ThreadLoop | None = None
+
+    def _reset_after_fork(self) -> None:
+        # A loop's selector and self-pipe are shared with the parent after a fork; the
+        # child makes its own on first use.
+        self.__dict__.clear()
+
+
+_loops = _ThreadLoops()
+reset_after_fork(_loops)
 
 
 class _ThreadLoop:
@@ -392,13 +406,15 @@ class _ThreadLoop:
 
     A loop per job (what ``asyncio.run`` does) costs a selector, a self-pipe and their
     file descriptors each time. The loop is closed when its thread ends and the
-    thread-local storage that holds this object is cleared.
+    thread-local storage that holds this object is cleared, but never in a forked child
+    (see :meth:`__del__`).
     """
 
     def __init__(self) -> None:
         import asyncio
 
         self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self.pid = os.getpid()
 
     def run(self, coroutine: t.Coroutine[t.Any, t.Any, R]) -> R:
         import asyncio
@@ -419,13 +435,30 @@ class _ThreadLoop:
 
     def __del__(self) -> None:
         loop = getattr(self, "loop", None)
-        if loop is not None and not loop.is_closed():
+        if loop is None:
+            return
+        if os.getpid() != self.pid:
+            # A forked child drops the loops of its parent's threads, which no longer
+            # exist in it. Such a loop shares its selector with the parent's, the very
+            # same kernel object, and closing it here would unregister its self-pipe
+            # there too: the parent's worker would then never be woken from another
+            # thread again. So it is kept, unclosed, for as long as the child lives;
+            # asyncio's own finalizer would close it as well.
+            _loops_of_the_parent.append(loop)
+            return
+        # The main thread's loop, if it ran a coroutine job, lives until the interpreter
+        # exits, when asyncio's modules may be gone already; the descriptors go with the
+        # process then.
+        if not loop.is_closed() and not sys.is_finalizing():
             loop.close()
+
+
+_loops_of_the_parent: list[asyncio.AbstractEventLoop] = []
 
 
 def run_coroutine(coroutine: t.Coroutine[t.Any, t.Any, R]) -> R:
     """Run ``coroutine`` to completion on this thread's own event loop."""
-    runner: _ThreadLoop | None = getattr(_loops, "runner", None)
+    runner = _loops.runner
     if runner is None or runner.loop.is_closed():
         runner = _loops.runner = _ThreadLoop()
     return runner.run(coroutine)
@@ -465,12 +498,3 @@ _COROUTINE_MARKER = "_is_coroutine_marker"
 _FunctionType = types.FunctionType
 _CO_COROUTINE = inspect.CO_COROUTINE
 
-
-def _reset_loops_after_fork() -> None:
-    # A loop's selector and self-pipe are shared with the parent after a fork; the child
-    # makes its own on first use.
-    _loops.__dict__.clear()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
-    os.register_at_fork(after_in_child=_reset_loops_after_fork)

@@ -7,6 +7,7 @@ with ``os._exit``, so that it never runs the rest of pytest.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
@@ -20,6 +21,7 @@ import pytest
 from flask import current_app
 from flask import Flask
 from flask_executor import Executor
+from flask_executor import tasks
 
 from apps import process_jobs as jobs
 from apps.process_jobs import Gate
@@ -225,6 +227,66 @@ def test_a_fork_while_jobs_run_leaves_the_child_a_working_pool(app: Flask) -> No
         concurrent.futures.wait(busy + churn, timeout=30)
         assert [f.result(0) for f in churn] == [x * x for x in range(200)]
         executor.shutdown(wait=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_runs_coroutines_on_an_event_loop_of_its_own() -> None:
+    # A thread that ran a coroutine job keeps its event loop for the next one (as a
+    # process worker's main thread does). A child forked from that thread must make its
+    # own: the parent's loop shares its selector and self-pipe with the parent.
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    inherited = tasks.run_coroutine(running_loop())
+    try:
+        assert tasks.run_coroutine(running_loop()) is inherited  # reused in this thread
+
+        def child() -> list[bool]:
+            loop = tasks.run_coroutine(running_loop())
+            return [loop is inherited, tasks.run_coroutine(running_loop()) is loop]
+
+        # 'inherited' stays alive in the child, so a new loop cannot take its address.
+        assert in_forked_child(child) == [False, True]
+        assert tasks.run_coroutine(running_loop()) is inherited
+    finally:
+        # This thread is pytest's; its loop must not outlive the test.
+        inherited.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_fork_leaves_the_parents_coroutine_workers_able_to_wake(app: Flask) -> None:
+    # A worker thread keeps its event loop between coroutine jobs. A forked child
+    # (a fork-started process pool, a gunicorn worker forking later) drops the loops of
+    # the parent's threads; closing them there used to unregister their self-pipes from
+    # the selector they share with the parent, and the parent's worker then never woke
+    # for a result set by another thread.
+    app.config["EXECUTOR_MAX_WORKERS"] = 1  # one worker: the same thread, the same loop
+    executor = Executor(app)
+    other = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    async def woken_by_another_thread(n: int) -> int:
+        # 'run_in_executor' reports back with 'call_soon_threadsafe', which wakes the
+        # loop through its self-pipe. The watchdog wakes a loop that nothing else would
+        # (so that the test fails instead of hanging at exit); it then fires in the same
+        # turn of the loop as the late result, and before this coroutine resumes.
+        loop = asyncio.get_running_loop()
+        woken_by_watchdog: list[bool] = []
+        watchdog = loop.call_later(10, woken_by_watchdog.append, True)
+        try:
+            result = await loop.run_in_executor(other, abs, -n)
+        finally:
+            watchdog.cancel()
+        if woken_by_watchdog:
+            raise RuntimeError("The worker's event loop was not woken by the other thread.")
+        return result
+
+    try:
+        assert executor.submit(woken_by_another_thread, 1).result(timeout=30) == 1
+        assert in_forked_child(lambda: os.getpid()) != os.getpid()
+        assert executor.submit(woken_by_another_thread, 2).result(timeout=30) == 2
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        other.shutdown(wait=False)
 
 
 def _spin_until(stop: threading.Event) -> None:

@@ -126,46 +126,63 @@ def _call_in_app_context(
     app_ctx = app.app_context()
     if g_values:
         app_ctx.g.__dict__.update(g_values)
-    if type(app_ctx) is not AppContext or (
+    if (
+        type(app_ctx) is not AppContext
+        # Patched by instrumentation, say: what the patch does is not known here.
+        or AppContext.push is not _FLASK_PUSH
+        or AppContext.pop is not _FLASK_POP
         # Read for each job: receivers may be connected at any time while the app runs.
-        _SIGNALS_TAKE_RECEIVERS
-        and (
-            appcontext_pushed.receivers
-            or appcontext_tearing_down.receivers
-            or appcontext_popped.receivers
+        or (
+            _SIGNALS_TAKE_RECEIVERS
+            and (
+                appcontext_pushed.receivers
+                or appcontext_tearing_down.receivers
+                or appcontext_popped.receivers
+            )
         )
     ):
         # Flask's own push and pop, signals and all. ``with`` passes the job's
         # exception to the teardown functions, as a view's does.
         with app_ctx:
             return fn(*args, **kwargs)
-    # What Flask's push and pop come down to when nothing listens to the app context's
-    # signals: set the context variable, tear down, reset it. Sending three signals to
-    # no receivers is most of what a push and pop cost, about 1.4 µs of a job's 2.2
-    # (docs/performance.rst). The order is Flask's: teardown runs while the job's app
-    # context is still the current one, and the variable is reset even if it fails.
-    # Flask's teardown method only calls the functions and sends a signal that nobody
-    # receives here, so with no functions it is skipped, unless a subclass overrides it.
-    tears_down = bool(
-        app.teardown_appcontext_funcs or type(app).do_teardown_appcontext is not _FLASK_TEARDOWN
-    )
-    token = _cv_app.set(app_ctx)
+    # Otherwise, what Flask's push and pop come down to when nothing listens to the app
+    # context's signals. Sending three signals to no receivers is about half of what a
+    # push and pop cost (docs/performance.rst).
+    app_ctx._cv_tokens.append(_cv_app.set(app_ctx))
     try:
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if tears_down:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _pop_app_context(app_ctx, exc)
+        raise
+    _pop_app_context(app_ctx, None)
+    return result
+
+
+def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
+    # Flask's 'AppContext.pop', step for step, less the signals nobody receives.
+    tokens = app_ctx._cv_tokens
+    try:
+        # Only the outermost pop tears down: the job may have re-entered its context.
+        if len(tokens) == 1:
+            app = app_ctx.app
+            if type(app).do_teardown_appcontext is _FLASK_TEARDOWN:
+                # Flask's 'do_teardown_appcontext', less its signal.
+                for func in reversed(app.teardown_appcontext_funcs):
+                    app.ensure_sync(func)(exc)
+            else:
                 app.do_teardown_appcontext(exc)
-            raise
-        if tears_down:
-            app.do_teardown_appcontext(None)
-        return result
     finally:
-        _cv_app.reset(token)
+        # Reset even if a teardown function failed, as Flask does.
+        current = _cv_app.get(None)
+        _cv_app.reset(tokens.pop())
+    if current is not app_ctx:
+        raise AssertionError(f"Popped wrong app context. ({current!r} instead of {app_ctx!r})")
 
 
 # Flask 2.2 without blinker has stand-in signals that take no receivers at all.
 _SIGNALS_TAKE_RECEIVERS = hasattr(appcontext_pushed, "receivers")
+_FLASK_PUSH = AppContext.push
+_FLASK_POP = AppContext.pop
 _FLASK_TEARDOWN = Flask.do_teardown_appcontext
 
 

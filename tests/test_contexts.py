@@ -23,6 +23,7 @@ from flask import has_request_context
 from flask import request
 from flask import session
 from flask import url_for
+from flask.globals import _cv_app
 from flask.signals import appcontext_popped
 from flask.signals import appcontext_pushed
 from flask.signals import appcontext_tearing_down
@@ -39,6 +40,28 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
 def g_values() -> dict[str, t.Any]:
     """What is set on ``g``, as a dict."""
     return {name: g.get(name) for name in g}
+
+
+def _listening(sender: Flask, **extra: t.Any) -> None:
+    pass
+
+
+@pytest.fixture(autouse=True, params=["no receivers", "a receiver connected"])
+def app_context_signals(request: pytest.FixtureRequest) -> t.Iterator[str]:
+    """Run every test twice: without receivers and with one.
+
+    With no receiver connected to the app context's signals, a worker enters a job's app
+    context without sending them; with one, it uses Flask's own push and pop. Both must
+    behave the same in every test of this module.
+    """
+    if request.param == "no receivers":
+        yield request.param
+        return
+    appcontext_pushed.connect(_listening)
+    try:
+        yield request.param
+    finally:
+        appcontext_pushed.disconnect(_listening)
 
 
 # -- What a job sees -----------------------------------------------------------------------
@@ -307,6 +330,12 @@ def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> No
     finally:
         executor.shutdown()
     assert seen == [("bad teardown", None), ("raises", "ValueError"), ("good", None)]
+    # Each job ran in its own copy of the context variables, submitted outside any app
+    # context; a failed teardown still takes the job's app context out of it again, so
+    # that callbacks added later (they run in a copy of it) never see a torn-down one.
+    for future in (bad, raises, good):
+        assert future._variables is not None
+        assert future._variables.get(_cv_app) is None
 
 
 def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
@@ -326,6 +355,35 @@ def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
     finally:
         executor.shutdown()
     assert torn_down_in == [worker]
+
+
+def test_job_that_reenters_its_app_context_is_torn_down_once(app: Flask, executor: Executor) -> None:
+    # Flask counts the pushes of one app context; only the outermost pop tears down.
+    events: list[str] = []
+    app.teardown_appcontext(lambda exc: events.append("teardown"))
+
+    def job() -> None:
+        job_context = _cv_app.get()
+        with job_context:
+            events.append("inner")
+        events.append("after inner")
+
+    executor.submit(job).result(10)
+    assert events == ["inner", "after inner", "teardown"]
+
+
+def test_job_that_leaves_another_app_context_pushed_fails(
+    app: Flask, executor: Executor
+) -> None:
+    # As Flask's own pop does: popping the job's app context while another one is still
+    # pushed above it is a bug in the job, and the job fails with Flask's error.
+    def job() -> str:
+        app.app_context().push()
+        return "returned"
+
+    failure = executor.submit(job).exception(10)
+    assert isinstance(failure, AssertionError)
+    assert "Popped wrong app context" in str(failure)
 
 
 # -- Flask-SQLAlchemy ----------------------------------------------------------------------

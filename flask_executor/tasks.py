@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.thread as _cf_thread
+import contextlib
 import inspect
 import os
 import pickle
@@ -62,7 +63,11 @@ class ThreadTask(FutureProxy[R]):
     of the call it runs: one object per job, not a future plus a work item that holds
     it. It has the two members that the workers of CPython's ThreadPoolExecutor use of
     their own work items, ``future`` and ``run()``, so it can go straight into such a
-    pool's queue (see :func:`_enqueue`).
+    pool's queue (see :func:`_enqueue`). They are for the pool's workers, not for users.
+
+    The call (function and arguments) is dropped as soon as the job starts, or is
+    cancelled: a future may be kept long after its job, stored or awaited later, and must
+    not keep a large argument alive with it.
     """
 
     # Set by the executor before the task is started.
@@ -79,17 +84,26 @@ class ThreadTask(FutureProxy[R]):
         return self
 
     def run(self, *_: object) -> None:
-        """Run the job in its contexts and settle this future with its outcome."""
+        """Run the job in its contexts and settle this future with its outcome.
+
+        Never raises: an exception that left a CPython worker's ``run()`` would end that
+        worker thread for good, and the pool would never replace it.
+        """
         # Python 3.14's workers pass their own worker context; it is not needed here.
-        # What '_take_call' does, inline: this is the hot path of every thread job.
         if self._not_started is not None:
             self._not_started.discard(self)
+        try:
+            if not _set_running_or_notify_cancel(self):
+                return  # cancelled; 'cancel' dropped the call
+        except RuntimeError:
+            # Already running or done: someone called 'run' or 'set_result' on it.
+            return
+        # Only this thread gets here, once, and 'cancel' can no longer succeed: the
+        # call is there, and is taken without a lock.
         fn, args, kwargs = self._fn, self._args, self._kwargs
         del self._fn, self._args, self._kwargs
-        if not _set_running_or_notify_cancel(self):
-            return
-        # The call is dropped from this frame before the future is settled: whoever
-        # waits on it may rely on the job's arguments being free once it is done.
+        # The call leaves this frame too before the future is settled, so that whoever
+        # waits on it finds the job's arguments free once it is done.
         try:
             result = context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
         except BaseException as exc:
@@ -102,27 +116,34 @@ class ThreadTask(FutureProxy[R]):
             del fn, args, kwargs
             self.set_result(result)
 
-    def call(self) -> R | None:
-        """Run the job in its contexts and return its outcome, leaving this future alone.
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started. Return whether it is cancelled."""
+        if not super().cancel():
+            return False
+        self._drop_call()
+        return True
 
-        For pools that report a job's outcome through their own future (gevent's).
-        """
-        fn, args, kwargs = self._take_call()
-        if self.cancelled():
+    def _run_for_pool(self) -> R | None:
+        # For pools that report a job's outcome through their own future (gevent's):
+        # runs the job and returns its outcome, leaving this future to the pool's. Its
+        # state is read without its lock, which belongs to the hub's thread.
+        if self._not_started is not None:
+            self._not_started.discard(self)
+        if self._state in _CANCELLED:
             return None
+        try:
+            fn, args, kwargs = self._fn, self._args, self._kwargs
+        except AttributeError:
+            return None  # cancelled meanwhile
+        self._drop_call()
         return context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
 
-    def _take_call(
-        self,
-    ) -> tuple[t.Callable[..., R], tuple[t.Any, ...], dict[str, t.Any]]:
-        not_started = self._not_started
-        if not_started is not None:
-            not_started.discard(self)
-        call = self._fn, self._args, self._kwargs
-        # A future may be kept long after its job ran (stored, or awaited later): it must
-        # not keep the job's arguments alive.
-        del self._fn, self._args, self._kwargs
-        return call
+    def _drop_call(self) -> None:
+        with contextlib.suppress(AttributeError):  # dropped already
+            del self._fn, self._args, self._kwargs
+
+
+_CANCELLED = ("CANCELLED", "CANCELLED_AND_NOTIFIED")
 
 
 def start_in_thread(
@@ -147,7 +168,7 @@ def start_in_thread(
     not_started.add(task)
     settle_from_pool = manager.settles_through_pool
     try:
-        source = pool.submit(task.call if settle_from_pool else task.run)
+        source = pool.submit(task._run_for_pool if settle_from_pool else task.run)
     except BaseException:
         not_started.discard(task)
         raise

@@ -739,3 +739,92 @@ def test_finished_future_does_not_keep_the_jobs_arguments(any_executor: Executor
     gc.collect()
     assert [ref() for ref in alive] == [None, None]
     assert any_executor.futures.get("kept") is future
+
+
+IN_PROCESS_POOLS = [param for param in POOLS if param.id != "process"]
+
+
+@pytest.fixture(params=IN_PROCESS_POOLS)
+def in_process_executor(request: pytest.FixtureRequest, app: Flask) -> t.Iterator[Executor]:
+    app.config.update(request.param)
+    executor = Executor(app)
+    yield executor
+    executor.shutdown(wait=True)
+
+
+def take_payload_when(go: threading.Event, payload: Payload) -> bool:
+    return go.wait(30) and isinstance(payload, Payload)
+
+
+@pytest.mark.timeout(60)
+def test_arguments_are_free_by_the_time_the_future_is_set(
+    in_process_executor: Executor,
+) -> None:
+    # Checked from a done callback, which runs as the future is set, in the worker,
+    # before the worker is done with the job: the job's arguments must be gone by then,
+    # not merely at some point after.
+    payload = Payload()
+    alive = weakref.ref(payload)
+    free_when_set: list[bool] = []
+    checked = threading.Event()
+
+    def check(_: concurrent.futures.Future[t.Any]) -> None:
+        free_when_set.append(alive() is None)
+        checked.set()
+
+    in_process_executor.add_default_done_callback(check)
+    go = threading.Event()
+    future = in_process_executor.submit(take_payload_when, go, payload)
+    del payload  # the job holds the only references now
+    go.set()
+    assert future.result(timeout=30) is True
+    assert checked.wait(30)
+    assert free_when_set == [True]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
+def test_cancelled_job_keeps_none_of_its_arguments(app: Flask, how: str) -> None:
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    started, release = threading.Event(), threading.Event()
+    running = executor.submit(lambda: started.set() or release.wait(30))
+    try:
+        assert started.wait(10)
+        payload = Payload()
+        alive = weakref.ref(payload)
+        queued = executor.submit(take_payload, payload, also=payload)
+        del payload
+        if how == "future.cancel()":
+            assert queued.cancel()
+        else:
+            executor.shutdown(wait=False, cancel_futures=True)
+        assert queued.cancelled()
+        gc.collect()
+        assert alive() is None
+    finally:
+        release.set()
+        running.result(timeout=10)
+        executor.shutdown(wait=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_future_settled_by_hand_does_not_stop_the_worker(app: Flask) -> None:
+    # Setting a queued job's result by hand is a misuse, but the pool's only worker
+    # must survive it and run the jobs after it. (A CPython work item's future in the
+    # same state ends the worker thread, and the pool never replaces it.)
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    started, release = threading.Event(), threading.Event()
+    running = executor.submit(lambda: started.set() or release.wait(30))
+    try:
+        assert started.wait(10)
+        settled_by_hand = executor.submit(square, 3)
+        settled_by_hand.set_result(-1)
+        after = executor.submit(square, 4)
+        release.set()
+        assert after.result(timeout=10) == 16
+        assert settled_by_hand.result(timeout=0) == -1
+    finally:
+        release.set()
+        executor.shutdown(wait=True)

@@ -57,7 +57,9 @@ class _AppState:
 
     def __init__(self, app: Flask, config: ExecutorConfig, label: str) -> None:
         # Not the app itself: the executor's states are values of a weak dict keyed by
-        # the app, and must not keep it alive.
+        # the app, which they must not keep alive. (Futures stored in 'futures' do refer
+        # to it, as their jobs' callbacks need it, so an app with stored futures lives
+        # as long as they are stored.)
         self.config = config
         self.push_app_context = config.push_app_context
         self.runs_in_process = config.runs_in_process
@@ -261,9 +263,7 @@ class Executor:
         future_key: t.Hashable,
     ) -> FutureProxy[t.Any]:
         # The hot path of every job; 'submit', 'submit_stored', jobs and 'map' meet here.
-        task: tasks.ThreadTask[t.Any] | None = (
-            tasks.ThreadTask() if state.runs_in_process else None
-        )
+        task: tasks.ThreadTask[t.Any] | None = tasks.ThreadTask() if state.runs_in_process else None
         future: FutureProxy[t.Any] = FutureProxy() if task is None else task
         # The app whose fresh app context the job runs in, or None for none.
         future._app = app if state.push_app_context else None

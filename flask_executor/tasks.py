@@ -2,10 +2,10 @@
 
 There are two ways, chosen by where the pool's workers run:
 
-*In this process* (thread pools, gevent's included, and custom pools). The job is a
-small object that runs the call in its contexts and sets the :class:`FutureProxy`
-itself. CPython's own thread pool takes it straight into its queue, so each job costs one
-future, not two chained together, which would add about a fifth to a small job.
+*In this process* (thread pools, gevent's included, and custom pools). The job's future
+is a :class:`ThreadTask`, which runs the call in its contexts and settles itself.
+CPython's own thread pool takes it straight into its queue, so each job costs one
+object, not a future chained to the pool's own plus the work item that holds it.
 
 *In another process* (process pools). The call and a snapshot of its contexts are
 pickled and sent; the pool's own future is the only thing that hears back, so the proxy
@@ -518,4 +518,3 @@ def is_coroutine_function(fn: object) -> bool:
 _COROUTINE_MARKER = "_is_coroutine_marker"
 _FunctionType = types.FunctionType
 _CO_COROUTINE = inspect.CO_COROUTINE
-

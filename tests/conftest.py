@@ -31,6 +31,9 @@ def _no_context_left_pushed() -> t.Iterator[None]:
     # A test that leaves an app or request context pushed would let the next test pass
     # for the wrong reason (Flask's own suite checks the same).
     yield
-    leaked = [name for name, var in (("app", _cv_app), ("request", _cv_request))
-              if var.get(None) is not None]
+    leaked = [
+        name
+        for name, var in (("app", _cv_app), ("request", _cv_request))
+        if var.get(None) is not None
+    ]
     assert not leaked, f"The test left a {' and '.join(leaked)} context pushed."

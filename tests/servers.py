@@ -33,15 +33,23 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(
-    argv: list[str], port: int, *, cwd: Path = APPS, env: dict[str, str] | None = None,
+    argv: list[str],
+    port: int,
+    *,
+    cwd: Path = APPS,
+    env: dict[str, str] | None = None,
     startup_timeout: float = 30.0,
 ) -> t.Iterator[str]:
     """Run ``argv`` until the block ends; yield the base URL ``http://127.0.0.1:PORT``."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(HERE.parent)]),
-                **(env or {})}
-    process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(cwd), str(HERE.parent)]),
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         _wait_for_port(process, port, startup_timeout, log)
         yield f"http://127.0.0.1:{port}"
@@ -57,8 +65,9 @@ def running_server(
         log.close()
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float,
-                   log: t.IO[bytes]) -> None:
+def _wait_for_port(
+    process: subprocess.Popen[bytes], port: int, timeout: float, log: t.IO[bytes]
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -71,8 +80,9 @@ def _wait_for_port(process: subprocess.Popen[bytes], port: int, timeout: float,
         # Polling a port has no event to wait on; the pause only spaces the attempts.
         time.sleep(0.05)
     log.seek(0)
-    raise RuntimeError(f"The server did not listen on {port} in {timeout}s:\n"
-                       f"{log.read().decode(errors='replace')}")
+    raise RuntimeError(
+        f"The server did not listen on {port} in {timeout}s:\n{log.read().decode(errors='replace')}"
+    )
 
 
 def get(url: str, headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, str]:

@@ -357,7 +357,9 @@ def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
     assert torn_down_in == [worker]
 
 
-def test_job_that_reenters_its_app_context_is_torn_down_once(app: Flask, executor: Executor) -> None:
+def test_job_that_reenters_its_app_context_is_torn_down_once(
+    app: Flask, executor: Executor
+) -> None:
     # Flask counts the pushes of one app context; only the outermost pop tears down.
     events: list[str] = []
     app.teardown_appcontext(lambda exc: events.append("teardown"))
@@ -372,9 +374,7 @@ def test_job_that_reenters_its_app_context_is_torn_down_once(app: Flask, executo
     assert events == ["inner", "after inner", "teardown"]
 
 
-def test_job_that_leaves_another_app_context_pushed_fails(
-    app: Flask, executor: Executor
-) -> None:
+def test_job_that_leaves_another_app_context_pushed_fails(app: Flask, executor: Executor) -> None:
     # As Flask's own pop does: popping the job's app context while another one is still
     # pushed above it is a bug in the job, and the job fails with Flask's error.
     def job() -> str:

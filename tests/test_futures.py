@@ -819,6 +819,7 @@ def test_a_future_settled_by_hand_does_not_stop_the_worker(app: Flask) -> None:
     running = executor.submit(lambda: started.set() or release.wait(30))
     try:
         assert started.wait(10)
+        assert not running.done()
         settled_by_hand = executor.submit(square, 3)
         settled_by_hand.set_result(-1)
         after = executor.submit(square, 4)

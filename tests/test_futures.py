@@ -143,12 +143,17 @@ POOLS = [
 ]
 
 
-@pytest.fixture(params=POOLS)
-def any_executor(request: pytest.FixtureRequest, app: Flask) -> t.Iterator[Executor]:
-    app.config.update(request.param)
+def executor_on(app: Flask, config: dict[str, t.Any]) -> t.Iterator[Executor]:
+    """An executor with ``config`` on ``app``, shut down after the test."""
+    app.config.update(config)
     executor = Executor(app)
     yield executor
     executor.shutdown(wait=True)
+
+
+@pytest.fixture(params=POOLS)
+def any_executor(request: pytest.FixtureRequest, app: Flask) -> t.Iterator[Executor]:
+    yield from executor_on(app, request.param)
 
 
 # Module-level, so that process pools (and pools not known to run threads here) can
@@ -746,10 +751,7 @@ IN_PROCESS_POOLS = [param for param in POOLS if param.id != "process"]
 
 @pytest.fixture(params=IN_PROCESS_POOLS)
 def in_process_executor(request: pytest.FixtureRequest, app: Flask) -> t.Iterator[Executor]:
-    app.config.update(request.param)
-    executor = Executor(app)
-    yield executor
-    executor.shutdown(wait=True)
+    yield from executor_on(app, request.param)
 
 
 def take_payload_when(go: threading.Event, payload: Payload) -> bool:
@@ -782,26 +784,16 @@ def test_arguments_are_free_by_the_time_the_future_is_set(
     assert free_when_set == [True]
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
-def test_cancelled_job_keeps_none_of_its_arguments(app: Flask, how: str) -> None:
+@pytest.fixture
+def one_busy_worker(app: Flask) -> t.Iterator[tuple[Executor, threading.Event]]:
+    """An executor whose only worker is busy until the test sets the event it is given."""
     app.config["EXECUTOR_MAX_WORKERS"] = 1
     executor = Executor(app)
     started, release = threading.Event(), threading.Event()
     running = executor.submit(lambda: started.set() or release.wait(30))
+    assert started.wait(10)
     try:
-        assert started.wait(10)
-        payload = Payload()
-        alive = weakref.ref(payload)
-        queued = executor.submit(take_payload, payload, also=payload)
-        del payload
-        if how == "future.cancel()":
-            assert queued.cancel()
-        else:
-            executor.shutdown(wait=False, cancel_futures=True)
-        assert queued.cancelled()
-        gc.collect()
-        assert alive() is None
+        yield executor, release
     finally:
         release.set()
         running.result(timeout=10)
@@ -809,23 +801,35 @@ def test_cancelled_job_keeps_none_of_its_arguments(app: Flask, how: str) -> None
 
 
 @pytest.mark.timeout(60)
-def test_a_future_settled_by_hand_does_not_stop_the_worker(app: Flask) -> None:
+@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
+def test_cancelled_job_keeps_none_of_its_arguments(
+    one_busy_worker: tuple[Executor, threading.Event], how: str
+) -> None:
+    executor, _ = one_busy_worker
+    payload = Payload()
+    alive = weakref.ref(payload)
+    queued = executor.submit(take_payload, payload, also=payload)
+    del payload
+    if how == "future.cancel()":
+        assert queued.cancel()
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+    gc.collect()
+    assert alive() is None
+
+
+@pytest.mark.timeout(60)
+def test_a_future_settled_by_hand_does_not_stop_the_worker(
+    one_busy_worker: tuple[Executor, threading.Event],
+) -> None:
     # Setting a queued job's result by hand is a misuse, but the pool's only worker
     # must survive it and run the jobs after it. (A CPython work item's future in the
     # same state ends the worker thread, and the pool never replaces it.)
-    app.config["EXECUTOR_MAX_WORKERS"] = 1
-    executor = Executor(app)
-    started, release = threading.Event(), threading.Event()
-    running = executor.submit(lambda: started.set() or release.wait(30))
-    try:
-        assert started.wait(10)
-        assert not running.done()
-        settled_by_hand = executor.submit(square, 3)
-        settled_by_hand.set_result(-1)
-        after = executor.submit(square, 4)
-        release.set()
-        assert after.result(timeout=10) == 16
-        assert settled_by_hand.result(timeout=0) == -1
-    finally:
-        release.set()
-        executor.shutdown(wait=True)
+    executor, release = one_busy_worker
+    settled_by_hand = executor.submit(square, 3)
+    settled_by_hand.set_result(-1)
+    after = executor.submit(square, 4)
+    release.set()
+    assert after.result(timeout=10) == 16
+    assert settled_by_hand.result(timeout=0) == -1

@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/hotpath.py profile      # cProfile of figures 1, 2, 3 and 5
     python benchmarks/hotpath.py primitives   # what the building blocks cost
     python benchmarks/hotpath.py importtime   # the package's own import cost
+    python benchmarks/hotpath.py process      # figure 5's round trip, taken apart
 
 ``split`` separates the two halves of a job without any thread hand-off in the way. The
 pool's only worker is held on an event while jobs are submitted, which times the
@@ -19,6 +20,13 @@ pool starts enables its own (through :func:`threading.setprofile`), and a proces
 profiles itself from the pool's ``initializer`` and sends its figures back.
 Deterministic profiling inflates small functions, so read it for *where*, and ``split``
 and ``primitives`` for *how much*.
+
+``process`` times figure 5's round trip four ways, side by side: the bare pool; the bare
+pool running the call the way flask-executor sends it (pickled by the caller, unpickled
+by its worker function, the result pickled back) but without an app; the same with the
+app context rebuilt in the worker; and flask-executor itself. The steps between them say
+what each part of a process job costs once per round trip, caches cold, which is several
+times what it costs in a loop.
 """
 
 from __future__ import annotations
@@ -30,9 +38,12 @@ import contextvars
 import cProfile
 import gc
 import io
+import multiprocessing
 import os
+import pickle
 import pstats
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +58,10 @@ from flask.globals import _cv_app
 from flask_executor import context as job_context
 from flask_executor import Executor
 from flask_executor import FutureProxy
+from flask_executor import tasks
 
 from run import bare_job
+from run import bare_process_job
 from run import flask_job
 from run import flask_process_job
 from run import PATH
@@ -300,6 +313,73 @@ def _nothing() -> None:
     pass
 
 
+# -- process -------------------------------------------------------------------------------------
+
+
+def _followed(
+    pool: concurrent.futures.ProcessPoolExecutor, snapshot: tuple[t.Any, ...]
+) -> t.Callable[[t.Callable[[], t.Any]], concurrent.futures.Future[t.Any]]:
+    """Submit as flask-executor does, with ``snapshot``, into a future of our own."""
+
+    def submit(fn: t.Callable[[], t.Any]) -> concurrent.futures.Future[t.Any]:
+        call = pickle.dumps((fn, (), {}, snapshot), pickle.HIGHEST_PROTOCOL)
+        source = pool.submit(tasks._run_in_process, call)
+        future: concurrent.futures.Future[t.Any] = concurrent.futures.Future()
+
+        def follow(done: concurrent.futures.Future[bytes]) -> None:
+            future.set_running_or_notify_cancel()
+            future.set_result(pickle.loads(done.result()))
+
+        source.add_done_callback(follow)
+        return future
+
+    return submit
+
+
+def process(n: int = 500, rounds: int = 13) -> None:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        print("This platform cannot fork.")
+        return
+    fork = multiprocessing.get_context("fork")
+    app = Flask("bench")
+    app.teardown_appcontext(lambda exc: None)
+    app.config.update(EXECUTOR_TYPE="process", EXECUTOR_POOL_KWARGS={"mp_context": fork})
+    executor = Executor(app)
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=4, mp_context=fork)
+    with app.app_context():
+        # The token a forked worker finds the app by; registering again gives the same.
+        token = job_context.register_app(app)
+        with_app = tuple(job_context.snapshot_for_process(token, None, True))
+    without_app = (None,) * len(with_app)
+    Submit = t.Callable[..., concurrent.futures.Future[t.Any]]
+    sides: dict[str, tuple[Submit, t.Callable[[], t.Any]]] = {
+        "bare pool": (pool.submit, bare_process_job),
+        "+ flask-executor's call, no app": (_followed(pool, without_app), bare_process_job),
+        "+ the app context rebuilt": (_followed(pool, with_app), flask_process_job),
+        "flask-executor": (executor.submit, flask_process_job),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    with app.app_context():
+        warm = [submit(job) for submit, job in sides.values() for _ in range(16)]
+        concurrent.futures.wait(warm)
+        order = list(sides)
+        for i in range(rounds):
+            for name in order if i % 2 == 0 else order[::-1]:
+                submit, job = sides[name]
+                gc.collect()
+                start = time.perf_counter()
+                for _ in range(n):
+                    submit(job).result()
+                samples[name].append((time.perf_counter() - start) / n * 1e6)
+    executor.shutdown()
+    pool.shutdown()
+    print(f"Process round trips, 4 fork workers, median of {rounds} rounds of {n}, us per job")
+    bare = statistics.median(samples["bare pool"])
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"  {name:34}{median:8.1f}{median - bare:+8.1f}")
+
+
 # -- importtime ---------------------------------------------------------------------------------
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
@@ -357,7 +437,7 @@ def importtime(repeat: int = 7) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("split", "profile", "primitives", "importtime"))
+    parser.add_argument("what", choices=("split", "profile", "primitives", "importtime", "process"))
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cores")
     commands: dict[str, t.Callable[[], None]] = {
@@ -365,6 +445,7 @@ def main() -> None:
         "profile": profile,
         "primitives": primitives,
         "importtime": importtime,
+        "process": process,
     }
     commands[args.what]()
 

@@ -53,16 +53,17 @@ class FutureProxy(concurrent.futures.Future[T]):
     """
 
     # Class-level defaults keep construction to Future.__init__ alone on the hot path.
+    #
     # The job's contexts, as 'context.capture' took them, which its callbacks run in
     # too: the app whose fresh app context they get (None for none), the submitter's
-    # context variables, and a copy of its 'g'. They are attributes of the future, not
-    # an object of their own, because every object that lives as long as a job is one
-    # more for the garbage collector to walk while jobs queue up (docs/performance.rst).
+    # context variables (None for a future made outside an executor, whose callbacks
+    # then run as they are), and a copy of its 'g'. They are attributes of the future,
+    # not an object of their own, because every object that lives as long as a job is
+    # one more for the garbage collector to walk while jobs queue up (docs/design.rst).
     _app: Flask | None = None
-    #: None for a future made outside an executor; its callbacks then run as they are.
     _variables: contextvars.Context | None = None
     _g_values: dict[str, t.Any] | None = None
-    #: For pools in other processes, the pool's own future that this one follows.
+    # For pools in other processes, the pool's own future that this one follows.
     _source: concurrent.futures.Future[t.Any] | None = None
 
     def add_done_callback(self, fn: t.Callable[[concurrent.futures.Future[T]], object]) -> None:

@@ -170,7 +170,10 @@ def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
         # Only the outermost pop tears down: the job may have re-entered its context.
         if len(tokens) == 1:
             app = app_ctx.app
-            if type(app).do_teardown_appcontext is _FLASK_TEARDOWN:
+            if (
+                type(app).do_teardown_appcontext is _FLASK_TEARDOWN
+                and "do_teardown_appcontext" not in app.__dict__
+            ):
                 # Flask's 'do_teardown_appcontext', less its signal.
                 for func in reversed(app.teardown_appcontext_funcs):
                     app.ensure_sync(func)(exc)

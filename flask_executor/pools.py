@@ -114,7 +114,8 @@ class PoolManager:
             # A thread job sets its own future, so the pool cancelling its work items
             # does not reach ours: cancel them here, before any waiting. A worker that
             # takes one of these jobs afterwards finds it cancelled and skips it; one
-            # that took it first has marked it running, and 'cancel' leaves it alone.
+            # that took it first has marked it started, and 'cancel' leaves it alone
+            # (on gevent's path too: see 'ThreadTask._start_lock').
             for future in list(self.not_started):
                 future.cancel()
         # One call, not two: a second 'shutdown' would reset a process pool's

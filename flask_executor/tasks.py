@@ -77,6 +77,11 @@ class ThreadTask(FutureProxy[R]):
     _kwargs: dict[str, t.Any]
     #: Set only for pools other than CPython's (see 'PoolManager.not_started').
     _not_started: set[FutureProxy[t.Any]] | None = None
+    # Only on gevent's path under monkey-patching, where the job's worker thread may not
+    # take this future's lock (a gevent lock, the hub's): an OS lock of its own, under
+    # which the worker marks the job started, so that 'cancel' cannot succeed after.
+    _start_lock: t.Any = None
+    _started_elsewhere = False
 
     @property
     def future(self) -> ThreadTask[R]:
@@ -86,17 +91,23 @@ class ThreadTask(FutureProxy[R]):
     def run(self, *_: object) -> None:
         """Run the job in its contexts and settle this future with its outcome.
 
-        Never raises: an exception that left a CPython worker's ``run()`` would end that
-        worker thread for good, and the pool would never replace it.
+        Never raises, even when the future was settled by hand before or while the job
+        ran: an exception that left a CPython worker's ``run()`` would end that worker
+        thread for good, and the pool would never replace it.
         """
         # Python 3.14's workers pass their own worker context; it is not needed here.
         if self._not_started is not None:
             self._not_started.discard(self)
+        if self._state not in _STARTABLE:
+            # Settled by hand while queued (or 'run' called twice): nothing to run.
+            self._drop_call()
+            return
         try:
             if not _set_running_or_notify_cancel(self):
                 return  # cancelled; 'cancel' dropped the call
         except RuntimeError:
-            # Already running or done: someone called 'run' or 'set_result' on it.
+            # Settled by hand in the instant since the check above.
+            self._drop_call()
             return
         # Only this thread gets here, once, and 'cancel' can no longer succeed: the
         # call is there, and is taken without a lock.
@@ -108,33 +119,52 @@ class ThreadTask(FutureProxy[R]):
             result = context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
         except BaseException as exc:
             del fn, args, kwargs
-            self.set_exception(exc)
+            try:  # noqa: SIM105 (a 'suppress' context costs the hot path a call or two)
+                self.set_exception(exc)
+            except concurrent.futures.InvalidStateError:
+                pass  # settled by hand while the job ran; its own outcome is dropped
             # The traceback holds this frame and this future holds the traceback: drop
             # the frame's reference so that the cycle does not outlive the job.
             del self
         else:
             del fn, args, kwargs
-            self.set_result(result)
+            try:  # noqa: SIM105
+                self.set_result(result)
+            except concurrent.futures.InvalidStateError:
+                pass
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started. Return whether it is cancelled."""
-        if not super().cancel():
-            return False
-        self._drop_call()
-        return True
+        start_lock = self._start_lock
+        if start_lock is None:
+            cancelled = super().cancel()
+        else:
+            with start_lock:
+                cancelled = not self._started_elsewhere and super().cancel()
+        if cancelled:
+            self._drop_call()
+        return cancelled
+
+    def running(self) -> bool:
+        """Return whether the job is running now."""
+        # On gevent's path the future stays pending while the job runs (see above).
+        if self._started_elsewhere and not self.done():
+            return True
+        return super().running()
 
     def _run_for_pool(self) -> R | None:
         # For pools that report a job's outcome through their own future (gevent's):
-        # runs the job and returns its outcome, leaving this future to the pool's. Its
-        # state is read without its lock, which belongs to the hub's thread.
+        # runs the job and returns its outcome, leaving this future to the pool's,
+        # whose done callback settles it in the hub. Its state is read without its
+        # lock, which belongs to the hub's thread, but under the start lock.
         if self._not_started is not None:
             self._not_started.discard(self)
-        if self._state in _CANCELLED:
-            return None
-        try:
-            fn, args, kwargs = self._fn, self._args, self._kwargs
-        except AttributeError:
-            return None  # cancelled meanwhile
+        with self._start_lock:
+            if self._state != "PENDING":
+                return None  # cancelled, or settled by hand
+            self._started_elsewhere = True
+        # 'cancel' can no longer succeed: the call is there.
+        fn, args, kwargs = self._fn, self._args, self._kwargs
         self._drop_call()
         return context.run_job(self._app, self._variables, self._g_values, fn, args, kwargs)
 
@@ -143,7 +173,8 @@ class ThreadTask(FutureProxy[R]):
             del self._fn, self._args, self._kwargs
 
 
-_CANCELLED = ("CANCELLED", "CANCELLED_AND_NOTIFIED")
+# The states 'set_running_or_notify_cancel' accepts.
+_STARTABLE = ("PENDING", "CANCELLED")
 
 
 def start_in_thread(
@@ -167,6 +198,8 @@ def start_in_thread(
     not_started = task._not_started = manager.not_started
     not_started.add(task)
     settle_from_pool = manager.settles_through_pool
+    if settle_from_pool:
+        task._start_lock = _os_lock()
     try:
         source = pool.submit(task._run_for_pool if settle_from_pool else task.run)
     except BaseException:
@@ -178,6 +211,14 @@ def start_in_thread(
     add_done_callback = getattr(source, "add_done_callback", None)
     if add_done_callback is not None:
         add_done_callback(_FollowPool(task, settle_from_pool))
+
+
+def _os_lock() -> t.Any:
+    # A lock of the operating system's, which monkey-patching does not replace: the
+    # worker thread and the hub may both take it.
+    from gevent import monkey
+
+    return monkey.get_original("_thread", "allocate_lock")()
 
 
 def settles_through_pool(pool: concurrent.futures.Executor) -> bool:
@@ -208,9 +249,13 @@ class _FollowPool:
         self.settle_from_pool = settle_from_pool
 
     def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
-        # When the job ran here and settled its own future, there is nothing to do.
+        # When the job ran here and settled its own future, there is nothing to do, but
+        # for a job cancelled before it started on gevent's path: nobody else tells the
+        # future's waiters ('wait', 'as_completed') that it is done.
         future = self.future
         if future.done():
+            if future._state == "CANCELLED":
+                _set_running_or_notify_cancel(future)
             return
         if source.cancelled():
             future.cancel()

@@ -349,6 +349,40 @@ def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> No
         assert future._variables.get(_cv_app) is None
 
 
+def test_app_that_wraps_its_teardown_is_honoured(app: Flask, executor: Executor) -> None:
+    # Instrumentation may wrap the method on the app object itself.
+    torn_down_in: list[int] = []
+    teardown = app.do_teardown_appcontext
+
+    def wrapped(exc: BaseException | None = None) -> None:
+        torn_down_in.append(threading.get_ident())
+        teardown(exc)
+
+    app.do_teardown_appcontext = wrapped  # type: ignore[method-assign]
+    worker = executor.submit(threading.get_ident).result(10)
+    assert torn_down_in == [worker]
+
+
+def test_the_lean_path_sends_no_signal_when_nobody_listens(
+    app: Flask, executor: Executor, app_context_signals: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Entering a job's app context without sending the signals is what makes it cheap
+    # (docs/performance.rst); with a receiver connected, Flask's own push sends them.
+    sent: list[str] = []
+    for signal in (appcontext_pushed, appcontext_tearing_down, appcontext_popped):
+        send = signal.send
+        monkeypatch.setattr(
+            signal,
+            "send",
+            lambda *a, _send=send, _name=signal.name, **k: sent.append(_name) or _send(*a, **k),
+        )
+    executor.submit(len, "job").result(10)
+    if app_context_signals == "no receivers":
+        assert sent == []
+    else:
+        assert sent == ["appcontext-pushed", "appcontext-tearing-down", "appcontext-popped"]
+
+
 def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
     torn_down_in: list[int] = []
 

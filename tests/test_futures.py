@@ -827,9 +827,35 @@ def test_a_future_settled_by_hand_does_not_stop_the_worker(
     # must survive it and run the jobs after it. (A CPython work item's future in the
     # same state ends the worker thread, and the pool never replaces it.)
     executor, release = one_busy_worker
-    settled_by_hand = executor.submit(square, 3)
-    settled_by_hand.set_result(-1)
+    payload = Payload()
+    alive = weakref.ref(payload)
+    settled_by_hand = executor.submit(take_payload, payload, also=payload)
+    del payload
+    settled_by_hand.set_result(False)
     after = executor.submit(square, 4)
     release.set()
     assert after.result(timeout=10) == 16
-    assert settled_by_hand.result(timeout=0) == -1
+    assert settled_by_hand.result(timeout=0) is False
+    # The worker took the job off its queue before 'after', and dropped its call.
+    gc.collect()
+    assert alive() is None
+
+
+@pytest.mark.timeout(60)
+def test_a_future_settled_by_hand_while_its_job_runs_does_not_stop_the_worker(
+    app: Flask,
+) -> None:
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    started, release = threading.Event(), threading.Event()
+    try:
+        running = executor.submit(lambda: started.set() or release.wait(30))
+        assert started.wait(10)
+        running.set_result("by hand")
+        release.set()
+        # The job's own outcome has nowhere to go; the worker goes on to the next job.
+        assert executor.submit(square, 5).result(timeout=10) == 25
+        assert running.result(timeout=0) == "by hand"
+    finally:
+        release.set()
+        executor.shutdown(wait=True)

@@ -147,3 +147,20 @@ def test_a_view_waiting_for_its_job_does_not_block_the_gevent_worker(
         gate.open()
         assert sorted(arrived) == sorted(names)
         assert sorted(r.result()["passed"] for r in replies) == sorted(names)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_cancel_under_monkey_patching() -> None:
+    # On gevent's own pool under monkey-patching, the job's worker thread may not touch
+    # its future; cancelling must still follow the rules of concurrent.futures.
+    result = run_script("cancel.py")
+
+    assert result["started"] is True
+    # A queued job can be cancelled, and 'wait' then reports it done.
+    assert result["cancel_queued"] is True
+    assert result["all_reported_done"] is True
+    # A running one cannot, and says it is running.
+    assert result["cancel_running"] is False
+    assert result["running_is_running"] is True
+    assert result["results"] == ["held", True, 2]

@@ -17,14 +17,21 @@ import typing as t  # noqa: E402
 from flask import Flask  # noqa: E402
 from flask_executor import Executor  # noqa: E402
 
-# Events of the operating system's: the job waits on its native thread, the main greenlet
-# sets and waits on them directly.
-OsEvent = monkey.get_original("threading", "Event")
+# Locks of the operating system's, used as one-shot signals between the job's native
+# thread and the main greenlet. (The original 'threading.Event' would still build itself
+# from the patched module's locks.)
+allocate_os_lock = monkey.get_original("_thread", "allocate_lock")
+
+
+def os_signal() -> t.Any:
+    signal = allocate_os_lock()
+    signal.acquire()
+    return signal  # 'release()' gives it; 'acquire(timeout=...)' waits for it
 
 
 def hold(started: t.Any, release: t.Any) -> str:
-    started.set()
-    release.wait(30)
+    started.release()
+    release.acquire(timeout=30)
     return "held"
 
 
@@ -38,16 +45,16 @@ def main() -> dict[str, t.Any]:
     app.config["EXECUTOR_POOL_CLASS"] = "gevent.threadpool:ThreadPoolExecutor"
     app.config["EXECUTOR_MAX_WORKERS"] = 1
     executor = Executor(app)
-    started, release = OsEvent(), OsEvent()
+    started, release = os_signal(), os_signal()
     report: dict[str, t.Any] = {}
     with app.app_context():
         running = executor.submit(hold, started, release)
-        report["started"] = started.wait(10)
+        report["started"] = started.acquire(timeout=10)
         queued = executor.submit(echo, 1)
         report["cancel_queued"] = queued.cancel()
         report["cancel_running"] = running.cancel()
         report["running_is_running"] = running.running()
-        release.set()
+        release.release()
         after = executor.submit(echo, 2)
         _, not_done = concurrent.futures.wait([running, queued, after], timeout=20)
         report["all_reported_done"] = not not_done

@@ -143,6 +143,13 @@ class ThreadTask(FutureProxy[R]):
                 cancelled = not self._started_elsewhere and super().cancel()
         if cancelled:
             self._drop_call()
+            # Tell 'wait' and 'as_completed' now. CPython's pool tells them only when a
+            # worker reaches the job, and never for jobs that 'shutdown(cancel_futures=
+            # True)' drops from its queue, which left them waiting for ever. The worker
+            # that reaches the job later finds it already done.
+            with self._condition:
+                if self._state == "CANCELLED":
+                    _set_running_or_notify_cancel(self)
         return cancelled
 
     def running(self) -> bool:

@@ -820,6 +820,24 @@ def test_cancelled_job_keeps_none_of_its_arguments(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
+def test_wait_and_as_completed_see_a_cancelled_job_at_once(
+    one_busy_worker: tuple[Executor, threading.Event], how: str
+) -> None:
+    # The only worker stays busy: nothing but the cancellation can make these return.
+    executor, _ = one_busy_worker
+    queued = executor.submit(square, 2)
+    if how == "future.cancel()":
+        assert queued.cancel()
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
+    done, not_done = concurrent.futures.wait([queued], timeout=10)
+    assert (done, not_done) == ({queued}, set())
+    assert list(concurrent.futures.as_completed([queued], timeout=10)) == [queued]
+    assert queued.cancelled()
+
+
+@pytest.mark.timeout(60)
 def test_a_future_settled_by_hand_does_not_stop_the_worker(
     one_busy_worker: tuple[Executor, threading.Event],
 ) -> None:

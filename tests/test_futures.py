@@ -800,8 +800,20 @@ def one_busy_worker(app: Flask) -> t.Iterator[tuple[Executor, threading.Event]]:
         executor.shutdown(wait=True)
 
 
+CANCELLING = ["future.cancel()", "shutdown(cancel_futures=True)"]
+
+
+def cancel_queued(executor: Executor, queued: FutureProxy[t.Any], how: str) -> None:
+    """Cancel a job that waits in the queue, one of the two ways in CANCELLING."""
+    if how == "future.cancel()":
+        assert queued.cancel()
+    else:
+        executor.shutdown(wait=False, cancel_futures=True)
+    assert queued.cancelled()
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
+@pytest.mark.parametrize("how", CANCELLING)
 def test_cancelled_job_keeps_none_of_its_arguments(
     one_busy_worker: tuple[Executor, threading.Event], how: str
 ) -> None:
@@ -810,27 +822,20 @@ def test_cancelled_job_keeps_none_of_its_arguments(
     alive = weakref.ref(payload)
     queued = executor.submit(take_payload, payload, also=payload)
     del payload
-    if how == "future.cancel()":
-        assert queued.cancel()
-    else:
-        executor.shutdown(wait=False, cancel_futures=True)
-    assert queued.cancelled()
+    cancel_queued(executor, queued, how)
     gc.collect()
     assert alive() is None
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("how", ["future.cancel()", "shutdown(cancel_futures=True)"])
+@pytest.mark.parametrize("how", CANCELLING)
 def test_wait_and_as_completed_see_a_cancelled_job_at_once(
     one_busy_worker: tuple[Executor, threading.Event], how: str
 ) -> None:
     # The only worker stays busy: nothing but the cancellation can make these return.
     executor, _ = one_busy_worker
     queued = executor.submit(square, 2)
-    if how == "future.cancel()":
-        assert queued.cancel()
-    else:
-        executor.shutdown(wait=False, cancel_futures=True)
+    cancel_queued(executor, queued, how)
     done, not_done = concurrent.futures.wait([queued], timeout=10)
     assert (done, not_done) == ({queued}, set())
     assert list(concurrent.futures.as_completed([queued], timeout=10)) == [queued]

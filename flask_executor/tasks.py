@@ -99,12 +99,13 @@ class ThreadTask(FutureProxy[R]):
         if self._not_started is not None:
             self._not_started.discard(self)
         if self._state not in _STARTABLE:
-            # Settled by hand while queued (or 'run' called twice): nothing to run.
+            # Cancelled (its waiters told already, see 'cancel'), settled by hand while
+            # queued, or 'run' called twice: nothing to run.
             self._drop_call()
             return
         try:
             if not _set_running_or_notify_cancel(self):
-                return  # cancelled; 'cancel' dropped the call
+                return  # cancelled just now; 'cancel' dropped the call
         except RuntimeError:
             # Settled by hand in the instant since the check above.
             self._drop_call()

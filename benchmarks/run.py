@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import dataclasses
 import gc
@@ -327,53 +328,59 @@ def _teardown(exc: BaseException | None) -> None:
     pass
 
 
+@contextlib.contextmanager
+def thread_sides(
+    s: Settings, **config: t.Any
+) -> t.Iterator[tuple[Executor, concurrent.futures.ThreadPoolExecutor]]:
+    """The two sides of a thread figure, inside the request the jobs read.
+
+    Yields flask-executor and a bare pool of the same size, with a test request context
+    pushed and ``g.user`` set; both pools are shut down afterwards.
+    """
+    app, executor = make_app(s, **config)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
+    try:
+        with app.test_request_context(PATH):
+            g.user = USER
+            yield executor, pool
+    finally:
+        executor.shutdown()
+        pool.shutdown()
+
+
 # -- The figures -----------------------------------------------------------------------------
 
 
 def figure_1(s: Settings) -> list[Row]:
-    app, executor = make_app(s)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
-    try:
-        with app.test_request_context(PATH):
-            g.user = USER
-            expect(executor.submit(flask_job).result(), (PATH, USER), "figure 1 job")
-            bare, flask = side_by_side(
-                one_at_a_time(submit_in_context(pool), flask_job),
-                one_at_a_time(executor.submit, flask_job),
-                s.round_trips,
-                s.rounds,
-            )
-    finally:
-        executor.shutdown()
-        pool.shutdown()
+    with thread_sides(s) as (executor, pool):
+        expect(executor.submit(flask_job).result(), (PATH, USER), "figure 1 job")
+        bare, flask = side_by_side(
+            one_at_a_time(submit_in_context(pool), flask_job),
+            one_at_a_time(executor.submit, flask_job),
+            s.round_trips,
+            s.rounds,
+        )
     return [Row("1 thread round trip", bare, flask, "us/job", max_ratio=1.2)]
 
 
 def figure_2(s: Settings) -> list[Row]:
-    app, executor = make_app(s)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
-    try:
-        with app.test_request_context(PATH):
-            g.user = USER
-            expect(executor.submit(flask_job).result(), (PATH, USER), "figure 2 job")
-            bare, flask = side_by_side(
-                submit_then_wait(submit_in_context(pool), flask_job),
-                submit_then_wait(executor.submit, flask_job),
-                s.batch,
-                s.rounds,
-            )
-            # For comparison, not a goal: a bare job that reads no proxies at all. The
-            # difference is mostly Werkzeug's proxies (two reads, about 1.7 µs) and the
-            # fresh app context, both of which the job asks for.
-            plain_bare, plain_flask = side_by_side(
-                submit_then_wait(pool.submit, bare_job),
-                submit_then_wait(executor.submit, flask_job),
-                s.batch,
-                s.rounds,
-            )
-    finally:
-        executor.shutdown()
-        pool.shutdown()
+    with thread_sides(s) as (executor, pool):
+        expect(executor.submit(flask_job).result(), (PATH, USER), "figure 2 job")
+        bare, flask = side_by_side(
+            submit_then_wait(submit_in_context(pool), flask_job),
+            submit_then_wait(executor.submit, flask_job),
+            s.batch,
+            s.rounds,
+        )
+        # For comparison, not a goal: a bare job that reads no proxies at all. The
+        # difference is mostly Werkzeug's proxies (two reads, about 1.7 µs) and the
+        # fresh app context, both of which the job asks for.
+        plain_bare, plain_flask = side_by_side(
+            submit_then_wait(pool.submit, bare_job),
+            submit_then_wait(executor.submit, flask_job),
+            s.batch,
+            s.rounds,
+        )
     return [
         Row(f"2 thread batch, {s.batch:,} then wait", bare, flask, "us/job", max_ratio=1.5),
         Row("2 ... bare job reading no proxies", plain_bare, plain_flask, "us/job"),
@@ -381,61 +388,50 @@ def figure_2(s: Settings) -> list[Row]:
 
 
 def figure_3(s: Settings) -> list[Row]:
-    app, executor = make_app(s)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
-
-    async def bare_loop(n: int) -> float:
-        loop = asyncio.get_running_loop()
-        copy_context = contextvars.copy_context
-        start = time.perf_counter()
-        for _ in range(n):
-            await loop.run_in_executor(pool, copy_context().run, flask_job)
-        return time.perf_counter() - start
-
-    async def flask_loop(n: int) -> float:
-        submit = executor.submit
-        start = time.perf_counter()
-        for _ in range(n):
-            await submit(flask_job)
-        return time.perf_counter() - start
-
-    async def flask_once() -> tuple[str, str]:
-        return await executor.submit(flask_job)
-
-    try:
-        with app.test_request_context(PATH):
-            g.user = USER
-            # asyncio.run copies the current context into its task, as an async view's
-            # loop has the request context of its view.
-            expect(asyncio.run(flask_once()), (PATH, USER), "figure 3 job")
-            bare, flask = side_by_side(
-                lambda n: asyncio.run(bare_loop(n)),
-                lambda n: asyncio.run(flask_loop(n)),
-                s.round_trips,
-                s.rounds,
-            )
-    finally:
-        executor.shutdown()
-        pool.shutdown()
+    with thread_sides(s) as (executor, pool):
+        # asyncio.run copies the current context into its task, as an async view's
+        # loop has the request context of its view.
+        expect(asyncio.run(_await_once(executor)), (PATH, USER), "figure 3 job")
+        bare, flask = side_by_side(
+            lambda n: asyncio.run(_await_in_context(pool, n)),
+            lambda n: asyncio.run(_await_executor(executor, n)),
+            s.round_trips,
+            s.rounds,
+        )
     return [Row("3 await in a coroutine", bare, flask, "us/job", max_ratio=1.2)]
 
 
+async def _await_in_context(pool: concurrent.futures.Executor, n: int) -> float:
+    # What asyncio.to_thread does, on the figure's own pool.
+    loop = asyncio.get_running_loop()
+    copy_context = contextvars.copy_context
+    start = time.perf_counter()
+    for _ in range(n):
+        await loop.run_in_executor(pool, copy_context().run, flask_job)
+    return time.perf_counter() - start
+
+
+async def _await_executor(executor: Executor, n: int) -> float:
+    submit = executor.submit
+    start = time.perf_counter()
+    for _ in range(n):
+        await submit(flask_job)
+    return time.perf_counter() - start
+
+
+async def _await_once(executor: Executor) -> tuple[str, str]:
+    return await executor.submit(flask_job)
+
+
 def figure_4(s: Settings) -> list[Row]:
-    app, executor = make_app(s)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
-    try:
-        with app.test_request_context(PATH):
-            g.user = USER
-            expect(executor.submit(coroutine_job).result(), (PATH, USER), "figure 4 job")
-            bare, flask = side_by_side(
-                one_at_a_time(submit_in_context(pool), run_coroutine_job),
-                one_at_a_time(executor.submit, coroutine_job),
-                s.coroutine_jobs,
-                s.rounds,
-            )
-    finally:
-        executor.shutdown()
-        pool.shutdown()
+    with thread_sides(s) as (executor, pool):
+        expect(executor.submit(coroutine_job).result(), (PATH, USER), "figure 4 job")
+        bare, flask = side_by_side(
+            one_at_a_time(submit_in_context(pool), run_coroutine_job),
+            one_at_a_time(executor.submit, coroutine_job),
+            s.coroutine_jobs,
+            s.rounds,
+        )
     return [Row("4 coroutine job round trip", bare, flask, "us/job", max_ratio=1.0)]
 
 
@@ -486,10 +482,24 @@ def figure_5(s: Settings) -> list[Row]:
 
 
 def figure_6(s: Settings) -> list[Row]:
-    app, executor = make_app(s, EXECUTOR_FUTURES_MAX_LENGTH=None)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
+    rows: list[Row] = []
+    with thread_sides(s, EXECUTOR_FUTURES_MAX_LENGTH=None) as (executor, pool):
+        expect(executor.submit(flask_job).result(), (PATH, USER), "figure 6 job")
+        rows += _flat_rows(
+            "6 scale",
+            s,
+            s.scale_sizes,
+            submit_held_then_drain(submit_in_context(pool), flask_job, s.workers),
+            submit_held_then_drain(executor.submit, flask_job, s.workers),
+        )
+        rows += _flat_rows(
+            "6 stored", s, s.stored_sizes, _stored_on_bare(pool), _stored_on_executor(executor)
+        )
+    return rows + _collection_rows(s)
 
-    def bare_stored(n: int) -> float:
+
+def _stored_on_bare(pool: concurrent.futures.Executor) -> Timer:
+    def run(n: int) -> float:
         stored: dict[int, concurrent.futures.Future[t.Any]] = {}
         submit = submit_in_context(pool)
         start = time.perf_counter()
@@ -502,7 +512,11 @@ def figure_6(s: Settings) -> list[Row]:
                 stored.pop(key)
         return time.perf_counter() - start
 
-    def flask_stored(n: int) -> float:
+    return run
+
+
+def _stored_on_executor(executor: Executor) -> Timer:
+    def run(n: int) -> float:
         futures = executor.futures
         submit_stored = executor.submit_stored
         start = time.perf_counter()
@@ -516,23 +530,7 @@ def figure_6(s: Settings) -> list[Row]:
         expect(len(futures), 0, "figure 6 stored futures left")
         return elapsed
 
-    rows: list[Row] = []
-    try:
-        with app.test_request_context(PATH):
-            g.user = USER
-            expect(executor.submit(flask_job).result(), (PATH, USER), "figure 6 job")
-            rows += _flat_rows(
-                "6 scale",
-                s,
-                s.scale_sizes,
-                submit_held_then_drain(submit_in_context(pool), flask_job, s.workers),
-                submit_held_then_drain(executor.submit, flask_job, s.workers),
-            )
-            rows += _flat_rows("6 stored", s, s.stored_sizes, bare_stored, flask_stored)
-    finally:
-        executor.shutdown()
-        pool.shutdown()
-    return rows + _collection_rows(s)
+    return run
 
 
 def _flat_rows(

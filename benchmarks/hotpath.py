@@ -58,7 +58,7 @@ from flask.globals import _cv_app
 from flask_executor import context as job_context
 from flask_executor import Executor
 from flask_executor import FutureProxy
-from flask_executor import tasks
+from flask_executor import process_tasks
 
 from run import bare_job
 from run import bare_process_job
@@ -323,7 +323,7 @@ def _followed(
 
     def submit(fn: t.Callable[[], t.Any]) -> concurrent.futures.Future[t.Any]:
         call = pickle.dumps((fn, (), {}, snapshot), pickle.HIGHEST_PROTOCOL)
-        source = pool.submit(tasks._run_in_process, call)
+        source = pool.submit(process_tasks._run_pickled_call, call)
         future: concurrent.futures.Future[t.Any] = concurrent.futures.Future()
 
         def follow(done: concurrent.futures.Future[bytes]) -> None:

@@ -28,11 +28,13 @@ the worker. See :doc:`/process-pools`.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import io
 import logging
 import os
 import pickle
 import threading
+import types
 import typing as t
 
 from flask import Flask
@@ -175,8 +177,15 @@ def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
                 and "do_teardown_appcontext" not in app.__dict__
             ):
                 # Flask's 'do_teardown_appcontext', less its signal.
+                plain_ensure_sync = (
+                    type(app).ensure_sync is _FLASK_ENSURE_SYNC
+                    and "ensure_sync" not in app.__dict__
+                )
                 for func in reversed(app.teardown_appcontext_funcs):
-                    app.ensure_sync(func)(exc)
+                    if plain_ensure_sync and _is_plain_sync_function(func):
+                        func(exc)  # what 'ensure_sync' would return
+                    else:
+                        app.ensure_sync(func)(exc)
             else:
                 app.do_teardown_appcontext(exc)
     finally:
@@ -187,11 +196,25 @@ def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
         raise AssertionError(f"Popped wrong app context. ({current!r} instead of {app_ctx!r})")
 
 
+def _is_plain_sync_function(func: object) -> bool:
+    # Whether 'inspect.iscoroutinefunction' would say no, answered for a plain function
+    # from its code flags. Asking 'inspect' for each teardown function of each job took
+    # as long as the rest of the job's app context (docs/performance.rst). A function
+    # marked by Python 3.12's 'inspect.markcoroutinefunction' carries the mark in its
+    # __dict__.
+    return (
+        type(func) is types.FunctionType
+        and not func.__code__.co_flags & inspect.CO_COROUTINE
+        and "_is_coroutine_marker" not in func.__dict__
+    )
+
+
 # Flask 2.2 without blinker has stand-in signals that take no receivers at all.
 _SIGNALS_TAKE_RECEIVERS = hasattr(appcontext_pushed, "receivers")
 _FLASK_PUSH = AppContext.push
 _FLASK_POP = AppContext.pop
 _FLASK_TEARDOWN = Flask.do_teardown_appcontext
+_FLASK_ENSURE_SYNC = Flask.ensure_sync
 
 
 # -- Process workers ---------------------------------------------------------------------
@@ -291,37 +314,39 @@ def _pickle_g(values: dict[str, t.Any]) -> bytes:
 
 
 def run_job_in_process(
-    snapshot: ProcessSnapshot,
+    snapshot: tuple[t.Any, ...],
     fn: t.Callable[..., R],
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
 ) -> R:
     """Run ``fn`` in a worker process with the contexts rebuilt from ``snapshot``.
 
-    Every job runs in a new, empty :class:`contextvars.Context`. The worker's own
-    context may hold whatever the process inherited (a forked worker starts as a copy of
-    the thread that forked it, possibly mid-request), and nothing of it, nor of an
-    earlier job, may reach this one.
+    ``snapshot`` is a :class:`ProcessSnapshot` as the plain tuple it travels as. Every
+    job runs in a new, empty :class:`contextvars.Context`. The worker's own context may
+    hold whatever the process inherited (a forked worker starts as a copy of the thread
+    that forked it, possibly mid-request), and nothing of it, nor of an earlier job, may
+    reach this one.
     """
-    app = _find_worker_app(snapshot)
+    # Read by position: making the named tuple again costs a job more than the reads.
+    app = _find_worker_app(snapshot[0], snapshot[1])
     if app is None:
         return contextvars.Context().run(fn, *args, **kwargs)
     return contextvars.Context().run(_call_in_process_contexts, app, snapshot, fn, args, kwargs)
 
 
-def _find_worker_app(snapshot: ProcessSnapshot) -> Flask | None:
-    if snapshot.app_token is not None:
-        app = _registered_apps.get(snapshot.app_token)
+def _find_worker_app(app_token: str | None, app_import: str | None) -> Flask | None:
+    if app_token is not None:
+        app = _registered_apps.get(app_token)
         if app is not None:
             return app
-    if snapshot.app_import is None:
+    if app_import is None:
         return None
-    app = _worker_apps.get(snapshot.app_import)
+    app = _worker_apps.get(app_import)
     if app is None:
         with _worker_apps_lock:
-            app = _worker_apps.get(snapshot.app_import)
+            app = _worker_apps.get(app_import)
             if app is None:
-                app = _worker_apps[snapshot.app_import] = _import_app(snapshot.app_import)
+                app = _worker_apps[app_import] = _import_app(app_import)
     return app
 
 
@@ -335,16 +360,18 @@ def _import_app(target: str) -> Flask:
 
 def _call_in_process_contexts(
     app: Flask,
-    snapshot: ProcessSnapshot,
+    snapshot: tuple[t.Any, ...],
     fn: t.Callable[..., R],
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
 ) -> R:
-    g_values = None if snapshot.g_pickle is None else pickle.loads(snapshot.g_pickle)
-    if snapshot.environ is None:
+    g_pickle = snapshot[2]
+    g_values = None if g_pickle is None else pickle.loads(g_pickle)
+    if snapshot[3] is None:  # no environ: submitted outside a request
         return _call_in_app_context(app, g_values, fn, args, kwargs)
+    request_parts = ProcessSnapshot(*snapshot)
     result: R = _call_in_app_context(
-        app, g_values, _call_with_request, (app, snapshot, fn, args, kwargs), {}
+        app, g_values, _call_with_request, (app, request_parts, fn, args, kwargs), {}
     )
     return result
 

@@ -12,6 +12,7 @@ import typing as t
 import weakref
 
 from . import context
+from . import process_tasks
 from . import tasks
 from .config import config_prefix
 from .config import read_config
@@ -263,8 +264,10 @@ class Executor:
         future_key: t.Hashable,
     ) -> FutureProxy[t.Any]:
         # The hot path of every job; 'submit', 'submit_stored', jobs and 'map' meet here.
-        task: tasks.ThreadTask[t.Any] | None = tasks.ThreadTask() if state.runs_in_process else None
-        future: FutureProxy[t.Any] = FutureProxy() if task is None else task
+        # One object per job, its future, which is also what the pool runs or settles.
+        future: tasks.ThreadTask[t.Any] | process_tasks.ProcessTask[t.Any] = (
+            tasks.ThreadTask() if state.runs_in_process else process_tasks.ProcessTask()
+        )
         # The app whose fresh app context the job runs in, or None for none.
         future._app = app if state.push_app_context else None
         future._variables = variables
@@ -278,13 +281,13 @@ class Executor:
         if future_key is not None:
             state.futures.add(future_key, future)
         try:
-            if task is not None:
-                tasks.start_in_thread(state.manager, task, fn, args, kwargs)
+            if isinstance(future, tasks.ThreadTask):
+                tasks.start_in_thread(state.manager, future, fn, args, kwargs)
             else:
                 snapshot = context.snapshot_for_process(
                     state.app_token, state.app_import, config.push_app_context
                 )
-                tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
+                process_tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
         except BaseException:
             if future_key is not None:
                 state.futures.pop(future_key)

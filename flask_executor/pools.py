@@ -8,14 +8,16 @@ submits a job never starts a worker.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import threading
 import typing as t
+import weakref
 
+from . import process_tasks
+from . import tasks
 from ._fork import reset_after_fork
-from .tasks import settles_through_pool
-from .tasks import takes_work_items
 
 if t.TYPE_CHECKING:
     from .config import ExecutorConfig
@@ -40,7 +42,9 @@ class PoolManager:
         self._lock = threading.Lock()
         self._is_shut_down = False
         self._retired_pool: concurrent.futures.Executor | None = None
-        #: Whether jobs may skip the pool's 'submit' (see 'tasks.takes_work_items').
+        self._broken_pool: concurrent.futures.Executor | None = None
+        #: Whether jobs may skip the pool's 'submit' ('takes_work_items' in 'tasks' for
+        #: thread pools, in 'process_tasks' for process pools).
         self.takes_work_items = False
         #: Whether proxies are settled from the pool's futures ('tasks.settles_through_pool').
         self.settles_through_pool = False
@@ -50,6 +54,7 @@ class PoolManager:
         #: Adding and discarding are atomic; no lock is needed.
         self.not_started: set[FutureProxy[t.Any]] = set()
         reset_after_fork(self)
+        _managers.add(self)
 
     @property
     def pool(self) -> concurrent.futures.Executor:
@@ -70,8 +75,10 @@ class PoolManager:
                 )
             if self._pool is None:
                 pool = self.config.pool_class(**self.config.pool_kwargs)
-                self.takes_work_items = takes_work_items(pool)
-                self.settles_through_pool = settles_through_pool(pool)
+                self.takes_work_items = tasks.takes_work_items(
+                    pool
+                ) or process_tasks.takes_work_items(pool)
+                self.settles_through_pool = tasks.settles_through_pool(pool)
                 self._pool = pool
             return self._pool
 
@@ -84,6 +91,11 @@ class PoolManager:
         it all report the same break.
         """
         with self._lock:
+            # Held until the next pool breaks. This runs in the broken pool's manager
+            # thread, which holds the pool's shutdown lock; if the last reference to the
+            # pool went with its jobs, the pool's finalizer would take that lock as well
+            # and wait for ever (CPython 3.12.1 does).
+            self._broken_pool = broken
             if self._pool is not broken:
                 return
             self._pool = None
@@ -130,8 +142,30 @@ class PoolManager:
 
     def _reset_after_fork(self) -> None:
         # In the child, only the forking thread exists. The parent's pool has no workers
-        # here and its locks may have been held by threads that are gone, so everything
-        # is dropped, and the next job builds a fresh pool in this process.
+        # here and its locks may have been held by threads that are gone, so it is let
+        # go of, and the next job builds a fresh pool in this process. Let go of, not
+        # freed: freeing a pool runs CPython's finalizer of its manager thread, which
+        # takes the pool's lock (held for ever, if a thread of the parent held it at the
+        # fork; seen with the broken pool kept above) and writes to a pipe that the
+        # parent's pool still reads.
+        _pools_of_the_parent.extend(
+            pool for pool in (self._pool, self._retired_pool, self._broken_pool) if pool is not None
+        )
         self._lock = threading.Lock()
-        self._pool = None
+        self._pool = self._retired_pool = self._broken_pool = None
         self.not_started = set()
+
+
+_pools_of_the_parent: list[concurrent.futures.Executor] = []
+_managers: weakref.WeakSet[PoolManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _let_go_of_pools() -> None:
+    # By now the interpreter has waited for every pool's jobs (concurrent.futures joins
+    # the pools' threads before 'atexit' functions run). A pool still referenced from
+    # here would be freed only while the interpreter tears its modules down, too late
+    # for its finalizer, which then prints an error on every exit.
+    for manager in list(_managers):
+        manager._pool = manager._retired_pool = manager._broken_pool = None
+    _pools_of_the_parent.clear()

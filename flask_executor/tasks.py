@@ -7,9 +7,7 @@ is a :class:`ThreadTask`, which runs the call in its contexts and settles itself
 CPython's own thread pool takes it straight into its queue, so each job costs one
 object, not a future chained to the pool's own plus the work item that holds it.
 
-*In another process* (process pools). The call and a snapshot of its contexts are
-pickled and sent; the pool's own future is the only thing that hears back, so the proxy
-follows it through a done callback.
+*In another process* (process pools): see :mod:`flask_executor.process_tasks`.
 
 Either way the proxy is made, and the default callbacks added to it, *before* the pool
 sees the job. A fast job therefore cannot finish before its callbacks are attached, which
@@ -23,7 +21,6 @@ import concurrent.futures.thread as _cf_thread
 import contextlib
 import inspect
 import os
-import pickle
 import sys
 import threading
 import types
@@ -37,17 +34,18 @@ if t.TYPE_CHECKING:
     import asyncio
     import contextvars
 
-    from .context import ProcessSnapshot
     from .pools import PoolManager
 
 __all__ = [
+    "STARTABLE",
     "ThreadTask",
     "call_coroutine_function",
     "describe",
     "is_coroutine_function",
+    "notify_cancelled",
     "run_coroutine",
+    "set_outcome_now",
     "settles_through_pool",
-    "start_in_process",
     "start_in_thread",
     "takes_work_items",
 ]
@@ -98,7 +96,7 @@ class ThreadTask(FutureProxy[R]):
         # Python 3.14's workers pass their own worker context; it is not needed here.
         if self._not_started is not None:
             self._not_started.discard(self)
-        if self._state not in _STARTABLE:
+        if self._state not in STARTABLE:
             # Cancelled (its waiters told already, see 'cancel'), settled by hand while
             # queued, or 'run' called twice: nothing to run.
             self._drop_call()
@@ -144,13 +142,7 @@ class ThreadTask(FutureProxy[R]):
                 cancelled = not self._started_elsewhere and super().cancel()
         if cancelled:
             self._drop_call()
-            # Tell 'wait' and 'as_completed' now. CPython's pool tells them only when a
-            # worker reaches the job, and never for jobs that 'shutdown(cancel_futures=
-            # True)' drops from its queue, which left them waiting for ever. The worker
-            # that reaches the job later finds it already done.
-            with self._condition:
-                if self._state == "CANCELLED":
-                    _set_running_or_notify_cancel(self)
+            notify_cancelled(self)
         return cancelled
 
     def running(self) -> bool:
@@ -181,8 +173,8 @@ class ThreadTask(FutureProxy[R]):
             del self._fn, self._args, self._kwargs
 
 
-# The states 'set_running_or_notify_cancel' accepts.
-_STARTABLE = ("PENDING", "CANCELLED")
+#: The states a future can be started from: 'set_running_or_notify_cancel' accepts them.
+STARTABLE = ("PENDING", "CANCELLED")
 
 
 def start_in_thread(
@@ -280,7 +272,7 @@ class _FollowPool:
                 " custom pool whose workers are other processes must subclass"
                 " 'concurrent.futures.ProcessPoolExecutor'."
             )
-        _set_outcome_now(future, exc)
+        set_outcome_now(future, exc)
 
 
 def _enqueue(pool: concurrent.futures.ThreadPoolExecutor, task: ThreadTask[t.Any]) -> None:
@@ -325,130 +317,23 @@ def takes_work_items(pool: concurrent.futures.Executor) -> bool:
     )
 
 
-# -- Pools in other processes -----------------------------------------------------------
-
-
-def start_in_process(
-    manager: PoolManager,
-    future: FutureProxy[R],
-    snapshot: ProcessSnapshot,
-    fn: t.Callable[..., R],
-    args: tuple[t.Any, ...],
-    kwargs: dict[str, t.Any],
-) -> None:
-    """Hand ``fn(*args, **kwargs)`` to a pool whose workers are other processes.
-
-    The call is pickled here, in the caller, so that a value that cannot be pickled
-    fails this job's future with a message that says which one, rather than the pool's
-    feeder thread failing it later with a bare pickling error.
-    """
-    try:
-        # One pickling for everything the worker needs; the pool then only copies bytes.
-        # The snapshot travels as a plain tuple: a named tuple pickles by class
-        # reference, which costs several times as much to load.
-        call = pickle.dumps((fn, args, kwargs, tuple(snapshot)), pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        _set_outcome_now(future, _unpicklable_call_error(e, fn, args, kwargs))
-        return
-    pool = manager.pool
-    try:
-        source = pool.submit(_run_in_process, call)
-    except concurrent.futures.BrokenExecutor:
-        # The pool broke since the last job's outcome came back; one new pool is tried.
-        manager.replace_broken(pool)
-        pool = manager.pool
-        source = pool.submit(_run_in_process, call)
-    future._source = source
-    # If the job is already done, 'add_done_callback' runs the follower right here, in the
-    # submitting thread, and the job's callbacks with it. The flag lets the follower see
-    # that and move to a thread of its own: callbacks never run in the submitting thread.
-    _submitting.active = True
-    try:
-        source.add_done_callback(_Follower(manager, pool, future))
-    finally:
-        _submitting.active = False
-
-
-_submitting = threading.local()
-
-
-def _run_in_process(call: bytes) -> bytes:
-    # Runs in the worker process.
-    fn, args, kwargs, snapshot = pickle.loads(call)
-    result = context.run_job_in_process(context.ProcessSnapshot(*snapshot), fn, args, kwargs)
-    try:
-        return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        raise TypeError(
-            f"The result of the job {describe(fn)} cannot be pickled to send it back from"
-            f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
-            " such as plain data."
-        ) from None
-
-
-class _Follower:
-    """Copies the outcome of the pool's own future into the job's proxy."""
-
-    __slots__ = ("future", "manager", "pool")
-
-    def __init__(
-        self, manager: PoolManager, pool: concurrent.futures.Executor, future: FutureProxy[t.Any]
-    ) -> None:
-        self.manager = manager
-        self.pool = pool
-        self.future = future
-
-    def __call__(self, source: concurrent.futures.Future[bytes]) -> None:
-        if getattr(_submitting, "active", False):
-            threading.Thread(target=self._follow, args=(source,), daemon=True).start()
-        else:
-            self._follow(source)
-
-    def _follow(self, source: concurrent.futures.Future[bytes]) -> None:
-        future = self.future
-        if source.cancelled():
-            concurrent.futures.Future.cancel(future)
-            _set_running_or_notify_cancel(future)
-            return
-        exc = source.exception()
-        if exc is not None:
-            if isinstance(exc, concurrent.futures.BrokenExecutor):
-                self.manager.replace_broken(self.pool)
-            _set_outcome_now(future, exc)
-            return
-        try:
-            result = pickle.loads(source.result())
-        except BaseException as e:
-            _set_outcome_now(future, e)
-        else:
-            if _set_running_or_notify_cancel(future):
-                future.set_result(result)
-
-
-def _set_outcome_now(future: FutureProxy[t.Any], exc: BaseException) -> None:
+def set_outcome_now(future: FutureProxy[t.Any], exc: BaseException) -> None:
+    """Fail ``future`` with ``exc``, unless it is cancelled already."""
     if _set_running_or_notify_cancel(future):
         future.set_exception(exc)
 
 
-def _unpicklable_call_error(
-    error: Exception, fn: t.Callable[..., t.Any], args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-) -> TypeError:
-    # Find the first part that does not pickle, to name it.
-    parts: list[tuple[str, object]] = [("the function", fn)]
-    parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
-    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
-    what = "the call"
-    for name, value in parts:
-        try:
-            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            what = f"{name} ({value!r})"
-            break
-    return TypeError(
-        f"The job {describe(fn)} cannot be sent to a process pool because {what} cannot"
-        f" be pickled: {type(error).__name__}: {error}. Process workers need module-level"
-        " functions and picklable arguments."
-    )
+def notify_cancelled(future: concurrent.futures.Future[t.Any]) -> None:
+    """Tell the waiters of ``concurrent.futures.wait`` and ``as_completed`` that a
+    future which was just cancelled is done.
+
+    CPython tells them only when a worker comes to the job, and never for a job that
+    ``shutdown(cancel_futures=True)`` drops from a pool's queue, which left them waiting
+    for ever. Whoever comes to the job later finds it done.
+    """
+    with future._condition:
+        if future._state == "CANCELLED":
+            _set_running_or_notify_cancel(future)
 
 
 def describe(fn: object) -> str:

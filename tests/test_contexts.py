@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import inspect
 import io
 import threading
 import typing as t
@@ -381,6 +382,64 @@ def test_the_lean_path_sends_no_signal_when_nobody_listens(
         assert sent == []
     else:
         assert sent == ["appcontext-pushed", "appcontext-tearing-down", "appcontext-popped"]
+
+
+def test_async_teardown_functions_run_to_completion(app: Flask, executor: Executor) -> None:
+    # Plain functions are called as they are; anything else goes through 'ensure_sync'.
+    events: list[str] = []
+
+    @app.teardown_appcontext
+    async def async_teardown(exc: BaseException | None) -> None:
+        events.append("async teardown")
+
+    @app.teardown_appcontext
+    def sync_teardown(exc: BaseException | None) -> None:
+        events.append("sync teardown")
+
+    executor.submit(len, "job").result(10)
+    # Flask runs teardown functions last registered first.
+    assert events == ["sync teardown", "async teardown"]
+
+
+@pytest.mark.skipif(
+    not hasattr(inspect, "markcoroutinefunction"), reason="Python 3.12 marks coroutine functions"
+)
+def test_teardown_functions_marked_as_coroutine_functions_are_awaited(
+    app: Flask, executor: Executor
+) -> None:
+    events: list[str] = []
+
+    async def work() -> None:
+        events.append("awaited")
+
+    def teardown(exc: BaseException | None) -> t.Any:
+        return work()  # a plain function that returns a coroutine, marked as such
+
+    app.teardown_appcontext(inspect.markcoroutinefunction(teardown))
+    executor.submit(len, "job").result(10)
+    assert events == ["awaited"]
+
+
+def test_app_subclass_that_overrides_ensure_sync_is_honoured() -> None:
+    seen: list[str] = []
+
+    class TrackingFlask(Flask):
+        def ensure_sync(self, func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+            seen.append(getattr(func, "__name__", ""))
+            return super().ensure_sync(func)
+
+    app = TrackingFlask("tracking")
+
+    @app.teardown_appcontext
+    def teardown(exc: BaseException | None) -> None:
+        pass
+
+    executor = Executor(app)
+    try:
+        executor.submit(len, "job").result(10)
+    finally:
+        executor.shutdown()
+    assert "teardown" in seen
 
 
 def test_app_subclass_that_overrides_teardown_is_honoured() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -427,6 +428,110 @@ def test_what_cannot_be_pickled_fails_only_its_own_future(
         assert [f.result(RESULT_TIMEOUT) for f in after] == [x * x for x in range(100)]
 
 
+def test_an_exception_that_cannot_come_back_fails_only_its_own_job(
+    bind: Bind, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The exception pickles in the worker but cannot be rebuilt here. Sent as it is, it
+    # would break the pool, and fail every job in flight with it.
+    app, executor = bind("fork")
+    with app.app_context(), Gate() as gate:
+        in_flight = executor.submit(jobs.pass_gate, gate.port, "in flight")
+        gate.wait_for(1)
+        bad = executor.submit(jobs.raise_two_part_error)
+        error = bad.exception(RESULT_TIMEOUT)
+        gate.open()
+        assert in_flight.result(RESULT_TIMEOUT) == "in flight"
+        assert executor.submit(jobs.square, 4).result(RESULT_TIMEOUT) == 16
+
+    assert isinstance(error, RuntimeError)
+    message = str(error)
+    assert "raise_two_part_error' raised TwoPartError(7: out of widgets)" in message
+    assert "cannot be sent back from the worker process" in message
+    assert "missing 1 required positional argument" in message
+    # The worker's traceback of the original travels as text.
+    assert "raise TwoPartError(7, " in str(error.__cause__)
+    assert executor_warnings(caplog) == []  # the pool did not break
+
+
+# -- 6. Each job's future, settled by the pool or following it -------------------------------
+
+# CPython's own pool settles each job's future itself; any other pool is driven through
+# 'submit', and the job's future follows the pool's. Both must behave alike.
+PATHS = [
+    pytest.param({}, id="settled-by-the-pool"),
+    pytest.param(
+        {"EXECUTOR_TYPE": "custom", "EXECUTOR_POOL_CLASS": jobs.FollowedProcessPool},
+        id="following-the-pool",
+    ),
+]
+
+
+def test_only_cpythons_own_process_pool_settles_futures_itself() -> None:
+    from flask_executor import process_tasks
+
+    fork = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
+        # The internals it relies on are those of Python 3.9.16 to 3.13.
+        assert process_tasks.takes_work_items(pool) == ((3, 9, 16) <= sys.version_info < (3, 14))
+    with jobs.FollowedProcessPool(1, mp_context=fork) as pool:
+        assert not process_tasks.takes_work_items(pool)
+
+
+def held_with_three_queued(
+    app: Flask, executor: Executor, gate: Gate
+) -> tuple[FutureProxy[str], list[FutureProxy[int]]]:
+    """One worker, held; the pool's call queue takes the next two jobs, the third waits."""
+    with app.app_context():
+        held = executor.submit(jobs.pass_gate, gate.port, "held")
+        gate.wait_for(1)
+        queued = [executor.submit(jobs.square, x) for x in range(3)]
+    return held, queued
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_a_job_cancelled_before_it_is_sent_is_done_at_once(
+    bind: Bind, config: dict[str, t.Any]
+) -> None:
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    with Gate() as gate:
+        held, queued = held_with_three_queued(app, executor, gate)
+        assert queued[-1].cancel()
+        # Done for 'wait' while the worker is still held, not only once the pool
+        # comes to the job.
+        done, _ = concurrent.futures.wait([queued[-1]], timeout=RESULT_TIMEOUT)
+        assert done == {queued[-1]}
+        assert not held.done()
+        gate.open()
+        assert held.result(RESULT_TIMEOUT) == "held"
+    assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [0, 1]
+    assert queued[-1].cancelled()
+    with app.app_context():
+        assert executor.submit(jobs.square, 5).result(RESULT_TIMEOUT) == 25
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_futures_settled_by_hand_keep_that_outcome_and_the_pool_goes_on(
+    bind: Bind, config: dict[str, t.Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    with Gate() as gate:
+        held, queued = held_with_three_queued(app, executor, gate)
+        # One job running, one waiting for the pool: each settled by hand.
+        held.set_result("by hand")
+        queued[-1].set_exception(ValueError("by hand"))
+        gate.open()
+        # The pool's own outcomes for them come later and are dropped.
+        assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [0, 1]
+    assert held.result(0) == "by hand"
+    with pytest.raises(ValueError, match="by hand"):
+        queued[-1].result(0)
+    with app.app_context():
+        assert executor.submit(jobs.square, 6).result(RESULT_TIMEOUT) == 36
+        # Shutdown waits for the jobs the pool has; none may be left pending for ever.
+        executor.shutdown(wait=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # -- 7. Shutdown -----------------------------------------------------------------------------
 
 
@@ -582,3 +687,6 @@ def test_running_jobs_finish_at_interpreter_exit(
     assert sorted(lines) == sorted(
         ["job started", "main thread done", f"job finished in app {app_name}"]
     ), completed.stderr
+    # Nothing about the pools either: a pool freed only while the interpreter tears its
+    # modules down has its finalizer fail, with an error printed on every exit.
+    assert completed.stderr == ""

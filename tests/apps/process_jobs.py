@@ -7,6 +7,7 @@ until the test lets them go.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -126,6 +127,21 @@ def make_lock() -> threading.Lock:
 
 def echo(value: t.Any) -> t.Any:
     return value
+
+
+class TwoPartError(Exception):
+    """Pickles, but cannot be rebuilt from what pickles: its one argument, the message."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+
+
+def raise_two_part_error() -> None:
+    raise TwoPartError(7, "out of widgets")
+
+
+class FollowedProcessPool(concurrent.futures.ProcessPoolExecutor):
+    """A subclass, which flask-executor drives through ``submit`` and its futures only."""
 
 
 class Gate:

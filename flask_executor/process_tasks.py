@@ -1,0 +1,340 @@
+"""Jobs for pools whose workers are other processes.
+
+The call and a snapshot of its contexts are pickled in the submitting thread, and the
+worker pickles the result before the pool sends it back. Pickling the call here lets a
+value that cannot be pickled fail its own job with a message that names it. Pickling the
+result there means that a result which cannot be unpickled here fails its own job too:
+an object the pool itself cannot unpickle breaks the whole pool, and every job in flight
+with it.
+
+CPython's :class:`~concurrent.futures.ProcessPoolExecutor` settles the job's
+:class:`ProcessTask` directly. The task goes into the pool's pending work behind a
+:class:`_PoolSide`, which stands in for the Future the pool would have made. Any other
+pool (a subclass, or one whose internals are not the ones checked here) gets a plain
+``submit``, and the task follows the pool's own future (:class:`_Follower`). The first
+way saves each job a second future and the callback that chains the two; see
+docs/performance.rst.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import concurrent.futures.process as _cf_process
+import pickle
+import threading
+import typing as t
+
+from . import context
+from .futures import FutureProxy
+from .tasks import describe
+from .tasks import notify_cancelled
+from .tasks import set_outcome_now
+from .tasks import STARTABLE
+
+if t.TYPE_CHECKING:
+    from .context import ProcessSnapshot
+    from .pools import PoolManager
+
+__all__ = ["ProcessTask", "start_in_process", "takes_work_items"]
+
+R = t.TypeVar("R")
+_set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
+
+
+class ProcessTask(FutureProxy[R]):
+    """The future of a job that runs in a worker process.
+
+    CPython's process pool settles it directly, through a :class:`_PoolSide`; with any
+    other pool it follows the pool's own future.
+    """
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not been sent to a worker. Return whether it is."""
+        if self._source is not None:
+            return super().cancel()  # following a pool's future: cancel that one
+        cancelled = concurrent.futures.Future.cancel(self)
+        if cancelled:
+            # Tell 'wait' and 'as_completed' now, not when the pool's manager thread
+            # comes to the job (never, for a job that shutdown(cancel_futures=True)
+            # drops). The pool side then finds it done and drops it.
+            notify_cancelled(self)
+        return cancelled
+
+
+def start_in_process(
+    manager: PoolManager,
+    task: ProcessTask[R],
+    snapshot: ProcessSnapshot,
+    fn: t.Callable[..., R],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+) -> None:
+    """Hand ``fn(*args, **kwargs)`` to a pool whose workers are other processes."""
+    # The call is pickled here, in the submitting thread, and never by the pool's feeder
+    # thread. Pickling a function imports its module, and a job submitted and waited
+    # for while that module is still being imported (an app that warms its pool at
+    # import time, under 'gunicorn --preload') would wait for ever for the import lock
+    # that its own thread holds. The snapshot travels as a plain tuple: a named tuple
+    # pickles by class reference, which costs several times as much to load.
+    try:
+        call = pickle.dumps((fn, args, kwargs, tuple(snapshot)), pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        set_outcome_now(task, _unpicklable_call_error(e, fn, args, kwargs))
+        return
+    pool = manager.pool
+    try:
+        _hand_over(manager, pool, task, call)
+    except concurrent.futures.BrokenExecutor:
+        # The pool broke since the last job's outcome came back; one new pool is tried.
+        manager.replace_broken(pool)
+        _hand_over(manager, manager.pool, task, call)
+
+
+def _hand_over(
+    manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any], call: bytes
+) -> None:
+    if manager.takes_work_items:
+        _enqueue(
+            t.cast(concurrent.futures.ProcessPoolExecutor, pool),
+            _PoolSide(manager, pool, task),
+            call,
+        )
+        return
+    source = pool.submit(_run_pickled_call, call)
+    task._source = source
+    # If the job is already done, 'add_done_callback' runs the follower right here, in the
+    # submitting thread, and the job's callbacks with it. The flag lets the follower see
+    # that and move to a thread of its own: callbacks never run in the submitting thread.
+    _submitting.active = True
+    try:
+        source.add_done_callback(_Follower(manager, pool, task))
+    finally:
+        _submitting.active = False
+
+
+# -- CPython's process pool, settling the task directly ------------------------------------
+
+
+def takes_work_items(pool: concurrent.futures.Executor) -> bool:
+    """Whether jobs can go straight into ``pool``'s pending work (see :func:`_enqueue`).
+
+    Only for the exact class, with the internals of Python 3.9.16 to 3.13, which are
+    checked here. Python 3.14 counts idle workers otherwise, and earlier 3.9 releases
+    start processes otherwise; they, and subclasses, get ``submit``.
+    """
+    return (
+        type(pool) is concurrent.futures.ProcessPoolExecutor
+        and all(
+            hasattr(pool, name)
+            for name in (
+                "_shutdown_lock",
+                "_broken",
+                "_shutdown_thread",
+                "_pending_work_items",
+                "_work_ids",
+                "_queue_count",
+                "_executor_manager_thread_wakeup",
+                "_safe_to_dynamically_spawn_children",
+                "_idle_worker_semaphore",
+                "_adjust_process_count",
+                "_start_executor_manager_thread",
+            )
+        )
+        and hasattr(_cf_process, "_global_shutdown")
+        and hasattr(_cf_process, "_WorkItem")
+    )
+
+
+def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call: bytes) -> None:
+    # What ProcessPoolExecutor.submit does, less the Future it would make: the work item's
+    # future is the pool side, which settles the task. Python 3.9.16 to 3.13 alike.
+    with pool._shutdown_lock:
+        if pool._broken:
+            raise _cf_process.BrokenProcessPool(pool._broken)
+        if pool._shutdown_thread:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if _cf_process._global_shutdown:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        # The pool side is not a Future, but has all of one that the pool uses.
+        work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, (call,), {})
+        work_id = pool._queue_count
+        pool._pending_work_items[work_id] = work_item
+        pool._work_ids.put(work_id)
+        pool._queue_count = work_id + 1
+        pool._executor_manager_thread_wakeup.wakeup()
+        if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
+            pool._adjust_process_count()
+        pool._start_executor_manager_thread()
+
+
+class _PoolSide:
+    """What a process pool's manager thread holds in place of the Future of a job.
+
+    The pool calls four methods of a work item's future, the same from Python 3.9 to
+    3.14: ``set_running_or_notify_cancel`` before it sends the call to a worker,
+    ``set_result`` or ``set_exception`` when the outcome comes back or the pool breaks,
+    and ``cancel`` for ``shutdown(cancel_futures=True)``. Each is passed on to the task.
+    None raises: an exception in the pool's manager thread would leave every job of the
+    pool pending for ever, and the task may have been cancelled, or settled by hand, at
+    any time.
+    """
+
+    __slots__ = ("manager", "pool", "sent", "task")
+
+    def __init__(
+        self, manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any]
+    ) -> None:
+        self.manager = manager
+        self.pool = pool
+        self.task = task
+        # Only the manager thread sets and reads it, so it needs no lock.
+        self.sent = False
+
+    def set_running_or_notify_cancel(self) -> bool:
+        task = self.task
+        if task._state not in STARTABLE:
+            return False  # cancelled (and its waiters told), or settled by hand: dropped
+        try:
+            self.sent = _set_running_or_notify_cancel(task)
+        except RuntimeError:
+            return False  # settled by hand in the instant since the check
+        return self.sent
+
+    def set_result(self, pickled: bytes) -> None:
+        try:
+            result = pickle.loads(pickled)
+        except BaseException as e:
+            self.set_exception(e)
+            return
+        try:  # noqa: SIM105 (a 'suppress' context costs every job a few calls)
+            self.task.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass  # settled by hand while the job ran
+
+    def set_exception(self, exception: BaseException) -> None:
+        if isinstance(exception, concurrent.futures.BrokenExecutor):
+            self.manager.replace_broken(self.pool)
+        try:  # noqa: SIM105
+            self.task.set_exception(exception)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def cancel(self) -> bool:
+        # 'False' keeps the job among those the pool waits for, which is right only for
+        # a job sent to a worker: the pool would wait for ever for one it never sends.
+        if self.sent:
+            return False
+        self.task.cancel()
+        return True
+
+
+# -- Any other pool, followed through its own future --------------------------------------
+
+
+class _Follower:
+    """Copies the outcome of the pool's own future into the job's task."""
+
+    __slots__ = ("future", "manager", "pool")
+
+    def __init__(
+        self, manager: PoolManager, pool: concurrent.futures.Executor, future: FutureProxy[t.Any]
+    ) -> None:
+        self.manager = manager
+        self.pool = pool
+        self.future = future
+
+    def __call__(self, source: concurrent.futures.Future[bytes]) -> None:
+        if getattr(_submitting, "active", False):
+            threading.Thread(target=self._follow, args=(source,), daemon=True).start()
+        else:
+            self._follow(source)
+
+    def _follow(self, source: concurrent.futures.Future[bytes]) -> None:
+        # Runs in the pool's thread that reports outcomes.
+        future = self.future
+        exc = None if source.cancelled() else source.exception()
+        if isinstance(exc, concurrent.futures.BrokenExecutor):
+            self.manager.replace_broken(self.pool)
+        if future.done():
+            return  # settled by hand, or cancelled through the source and told already
+        try:
+            if source.cancelled():
+                concurrent.futures.Future.cancel(future)
+                _set_running_or_notify_cancel(future)
+            elif exc is not None:
+                set_outcome_now(future, exc)
+            else:
+                try:
+                    result = pickle.loads(source.result())
+                except BaseException as e:
+                    set_outcome_now(future, e)
+                else:
+                    if _set_running_or_notify_cancel(future):
+                        future.set_result(result)
+        except (RuntimeError, concurrent.futures.InvalidStateError):
+            pass  # settled by hand in the instant since the check
+
+
+_submitting = threading.local()
+
+
+# -- In the worker process -----------------------------------------------------------------
+
+
+def _run_pickled_call(call: bytes) -> bytes:
+    """Run the job in its contexts and return its result, pickled."""
+    fn, args, kwargs, snapshot = pickle.loads(call)
+    try:
+        result = context.run_job_in_process(snapshot, fn, args, kwargs)
+    except BaseException as exc:
+        why = _why_not_sendable(exc)
+        if why is None:
+            raise
+        # The pool would send it, and then fail to rebuild it in the parent, which
+        # breaks the pool. The text of the original, traceback and all, still travels:
+        # the pool sends the traceback of what is raised, and this one's cause with it.
+        raise RuntimeError(
+            f"The job {describe(fn)} raised {type(exc).__name__}({exc}), which cannot be"
+            f" sent back from the worker process: {why}. Its traceback is above."
+            " Exceptions raised in process workers must pickle; one that takes its"
+            " message as its only argument always does."
+        ) from exc
+    try:
+        return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise TypeError(
+            f"The result of the job {describe(fn)} cannot be pickled to send it back from"
+            f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
+            " such as plain data."
+        ) from None
+
+
+def _why_not_sendable(exc: BaseException) -> str | None:
+    # Only failing jobs pay for this round trip. The pool pickles the exception the same
+    # way: its class and arguments, rebuilt by calling the class with them.
+    try:
+        pickle.loads(pickle.dumps(exc, pickle.HIGHEST_PROTOCOL))
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _unpicklable_call_error(
+    error: Exception, fn: t.Callable[..., t.Any], args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+) -> TypeError:
+    # Find the first part that does not pickle, to name it.
+    parts: list[tuple[str, object]] = [("the function", fn)]
+    parts += [(f"argument {i}", arg) for i, arg in enumerate(args)]
+    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    what = "the call"
+    for name, value in parts:
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            what = f"{name} ({value!r})"
+            break
+    return TypeError(
+        f"The job {describe(fn)} cannot be sent to a process pool because {what} cannot"
+        f" be pickled: {type(error).__name__}: {error}. Process workers need module-level"
+        " functions and picklable arguments."
+    )

@@ -336,7 +336,7 @@ def _followed(
     return submit
 
 
-def process(n: int = 500, rounds: int = 13) -> None:
+def process(n: int = 100, rounds: int = 41) -> None:
     if "fork" not in multiprocessing.get_all_start_methods():
         print("This platform cannot fork.")
         return
@@ -349,7 +349,7 @@ def process(n: int = 500, rounds: int = 13) -> None:
     with app.app_context():
         # The token a forked worker finds the app by; registering again gives the same.
         token = job_context.register_app(app)
-        with_app = tuple(job_context.snapshot_for_process(token, None, True))
+        with_app = job_context.snapshot_for_process(token, None, True)
     without_app = (None,) * len(with_app)
     Submit = t.Callable[..., concurrent.futures.Future[t.Any]]
     sides: dict[str, tuple[Submit, t.Callable[[], t.Any]]] = {

@@ -264,10 +264,15 @@ class ProcessSnapshot(t.NamedTuple):
 
 def snapshot_for_process(
     app_token: str | None, app_import: str | None, push_app_context: bool
-) -> ProcessSnapshot:
-    """Take a picklable snapshot of the caller's contexts for a job in another process."""
+) -> tuple[t.Any, ...]:
+    """Take a picklable snapshot of the caller's contexts for a job in another process.
+
+    It is a plain tuple of the fields of :class:`ProcessSnapshot`, in their order: that
+    is how it travels, since a named tuple pickles by class reference, which costs
+    several times as much to load.
+    """
     if not push_app_context:
-        return ProcessSnapshot(None, None, None, None, None, None, None)
+        return (None, None, None, None, None, None, None)
     g_pickle = None
     app_ctx = _cv_app.get(None)
     if app_ctx is not None and app_ctx.g.__dict__:
@@ -288,7 +293,7 @@ def snapshot_for_process(
         body = request.__dict__.get("_cached_data")
         if "form" in request.__dict__:
             form = list(request.form.items(multi=True))
-    return ProcessSnapshot(app_token, app_import, g_pickle, environ, view_args, body, form)
+    return (app_token, app_import, g_pickle, environ, view_args, body, form)
 
 
 def _pickle_g(values: dict[str, t.Any]) -> bytes:

@@ -32,7 +32,6 @@ from .tasks import set_outcome_now
 from .tasks import STARTABLE
 
 if t.TYPE_CHECKING:
-    from .context import ProcessSnapshot
     from .pools import PoolManager
 
 __all__ = ["ProcessTask", "start_in_process", "takes_work_items"]
@@ -64,7 +63,7 @@ class ProcessTask(FutureProxy[R]):
 def start_in_process(
     manager: PoolManager,
     task: ProcessTask[R],
-    snapshot: ProcessSnapshot,
+    snapshot: tuple[t.Any, ...],
     fn: t.Callable[..., R],
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
@@ -74,10 +73,9 @@ def start_in_process(
     # thread. Pickling a function imports its module, and a job submitted and waited
     # for while that module is still being imported (an app that warms its pool at
     # import time, under 'gunicorn --preload') would wait for ever for the import lock
-    # that its own thread holds. The snapshot travels as a plain tuple: a named tuple
-    # pickles by class reference, which costs several times as much to load.
+    # that its own thread holds.
     try:
-        call = pickle.dumps((fn, args, kwargs, tuple(snapshot)), pickle.HIGHEST_PROTOCOL)
+        call = pickle.dumps((fn, args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL)
     except Exception as e:
         set_outcome_now(task, _unpicklable_call_error(e, fn, args, kwargs))
         return

@@ -580,9 +580,9 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started(
         running, queued = shutdown_scenario(app, executor, gate)
 
         # The held job may finish only once shutdown has cancelled the queue, so that
-        # no queued job can have started in between. A done callback, not
-        # concurrent.futures.wait(): 'wait' never wakes for a future that a thread
-        # pool's shutdown cancels, in CPython as here.
+        # no queued job can have started in between. A done callback, which runs
+        # whoever cancels the job: with CPython's own futures, 'concurrent.futures.wait'
+        # never wakes for one that a thread pool's shutdown cancels.
         cancelled = threading.Event()
         queued[-1].add_done_callback(lambda _: cancelled.set())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import concurrent.futures.process as _cf_process
 import logging
 import threading
 import typing as t
@@ -42,7 +43,8 @@ class PoolManager:
         self._lock = threading.Lock()
         self._is_shut_down = False
         self._retired_pool: concurrent.futures.Executor | None = None
-        self._broken_pool: concurrent.futures.Executor | None = None
+        #: Broken pools whose manager thread may still run (see 'replace_broken').
+        self._broken_pools: list[concurrent.futures.Executor] = []
         #: Whether jobs may skip the pool's 'submit' ('takes_work_items' in 'tasks' for
         #: thread pools, in 'process_tasks' for process pools).
         self.takes_work_items = False
@@ -91,11 +93,14 @@ class PoolManager:
         it all report the same break.
         """
         with self._lock:
-            # Held until the next pool breaks. This runs in the broken pool's manager
-            # thread, which holds the pool's shutdown lock; if the last reference to the
-            # pool went with its jobs, the pool's finalizer would take that lock as well
-            # and wait for ever (CPython 3.12.1 does).
-            self._broken_pool = broken
+            # Kept until its manager thread has ended. This runs in that thread, which
+            # holds the pool's shutdown lock while it fails the jobs; had the jobs held
+            # the last references to the pool, its finalizer would take that lock too
+            # and wait for ever (CPython 3.12 and 3.13 do). Pools whose thread is gone
+            # are let go of here, in a thread that holds none of their locks.
+            self._broken_pools = [pool for pool in self._broken_pools if _manager_thread_runs(pool)]
+            if broken not in self._broken_pools:
+                self._broken_pools.append(broken)
             if self._pool is not broken:
                 return
             self._pool = None
@@ -141,19 +146,42 @@ class PoolManager:
         return self._is_shut_down
 
     def _reset_after_fork(self) -> None:
-        # In the child, only the forking thread exists. The parent's pool has no workers
-        # here and its locks may have been held by threads that are gone, so it is let
-        # go of, and the next job builds a fresh pool in this process. Let go of, not
-        # freed: freeing a pool runs CPython's finalizer of its manager thread, which
-        # takes the pool's lock (held for ever, if a thread of the parent held it at the
-        # fork; seen with the broken pool kept above) and writes to a pipe that the
-        # parent's pool still reads.
-        _pools_of_the_parent.extend(
-            pool for pool in (self._pool, self._retired_pool, self._broken_pool) if pool is not None
-        )
+        # In the child, only the forking thread exists. The parent's pools have no
+        # workers here and their locks may have been held by threads that are gone, so
+        # they are let go of, and the next job builds a fresh pool in this process.
+        # Not freed, though, and disarmed first (see '_disarm_in_child').
+        for pool in (self._pool, self._retired_pool, *self._broken_pools):
+            if pool is not None:
+                _disarm_in_child(pool)
+                _pools_of_the_parent.append(pool)
         self._lock = threading.Lock()
-        self._pool = self._retired_pool = self._broken_pool = None
+        self._pool = self._retired_pool = None
+        self._broken_pools = []
         self.not_started = set()
+
+
+def _manager_thread_runs(pool: concurrent.futures.Executor) -> bool:
+    thread = getattr(pool, "_executor_manager_thread", None)
+    return isinstance(thread, threading.Thread) and thread.is_alive()
+
+
+def _disarm_in_child(pool: concurrent.futures.Executor) -> None:
+    # The manager thread of a CPython process pool holds a weak reference to its pool,
+    # whose callback, when the pool is freed, takes the pool's shutdown lock and writes
+    # to a pipe the thread reads; the interpreter's exit writes there too. In a forked
+    # child that thread does not exist, the lock may have been held at the fork and
+    # stay held for ever, and the pipe is the parent's. So the weak reference goes
+    # (and its callback with it), and so does the thread's entry among those woken at
+    # exit. The pools are also kept for the child's life: freeing one here would still
+    # close objects that the parent's threads were using at the fork.
+    thread = getattr(pool, "_executor_manager_thread", None)
+    if not isinstance(thread, threading.Thread):
+        return
+    if hasattr(thread, "executor_reference"):
+        thread.executor_reference = None
+    wakeups = getattr(_cf_process, "_threads_wakeups", None)
+    if wakeups is not None:
+        wakeups.pop(thread, None)
 
 
 _pools_of_the_parent: list[concurrent.futures.Executor] = []
@@ -165,7 +193,8 @@ def _let_go_of_pools() -> None:
     # By now the interpreter has waited for every pool's jobs (concurrent.futures joins
     # the pools' threads before 'atexit' functions run). A pool still referenced from
     # here would be freed only while the interpreter tears its modules down, too late
-    # for its finalizer, which then prints an error on every exit.
+    # for its finalizer, which then prints an error on every exit. The parent's pools
+    # in a forked child stay: they are disarmed, and are freed with the rest.
     for manager in list(_managers):
-        manager._pool = manager._retired_pool = manager._broken_pool = None
-    _pools_of_the_parent.clear()
+        manager._pool = manager._retired_pool = None
+        manager._broken_pools = []

@@ -13,9 +13,12 @@ import json
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 import typing as t
+from pathlib import Path
 
 import pytest
 from flask import current_app
@@ -356,3 +359,77 @@ def test_gunicorn_preload_workers_run_jobs() -> None:
         "finished_result": 25,
         "new_result": 36,
     }
+
+
+# -- A child that exits normally -------------------------------------------------------------
+
+FORK_EXIT_SCRIPT = """
+import os
+import sys
+import threading
+
+from flask import Flask
+
+from flask_executor import Executor
+
+
+def square(x):
+    return x * x
+
+
+if __name__ == "__main__":
+    app = Flask("fork_exit")
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": "fork"}
+    executor = Executor(app)
+    with app.app_context():
+        assert executor.submit(square, 3).result(30) == 9
+        # Only the lock: nothing here may keep the pool alive.
+        lock = executor._state()[1].manager.pool._shutdown_lock
+
+    # Another thread holds the pool's lock at the fork, as a submit in progress does;
+    # in the child it stays held for ever.
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:
+            held.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        with app.app_context():
+            print(f"child job {executor.submit(square, 4).result(30)}", flush=True)
+        sys.exit(0)  # 'atexit' functions run, as when a gunicorn worker exits
+    release.set()
+    _, status = os.waitpid(pid, 0)
+    print(f"child exit code {os.waitstatus_to_exitcode(status)}", flush=True)
+    with app.app_context():
+        executor.shutdown()
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_child_forked_while_a_pool_is_busy_exits_normally(tmp_path: Path) -> None:
+    # The parent's pools in the child are never freed there: their CPython finalizer
+    # would take the lock held at the fork, and the child would never exit.
+    script = tmp_path / "fork_exit.py"
+    script.write_text(FORK_EXIT_SCRIPT)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so that a hung child can be killed with its parent
+    )
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"The script did not finish:\n{out}\n{err}") from None
+    assert process.returncode == 0, err
+    assert out.splitlines() == ["child job 16", "child exit code 0"], err

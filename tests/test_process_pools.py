@@ -8,6 +8,7 @@ worker finds a job by its module and name; the app that spawned workers import i
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process as _cf_process
 import importlib
 import logging
 import multiprocessing
@@ -382,6 +383,44 @@ def test_a_worker_that_dies_fails_every_job_in_flight_then_the_pool_heals(
         assert [f.result(RESULT_TIMEOUT) for f in futures] == [x * x for x in range(20)]
         assert list(executor.map(jobs.square, range(10))) == [x * x for x in range(10)]
     assert len(executor_warnings(caplog)) == 1
+
+
+def test_a_pool_that_breaks_while_another_one_breaks_lets_both_threads_end(bind: Bind) -> None:
+    # Each pool's manager thread fails its jobs while it holds the pool's lock. If the
+    # last reference to a broken pool went with its jobs, the pool's finalizer would
+    # take that lock too, and the thread would wait for ever (Python 3.12 and 3.13),
+    # which hangs the interpreter's exit. Here a second pool breaks while the first
+    # one's thread still reports, and the first reports again after it.
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    threads_before = set(threading.enumerate())
+    second_reporting = threading.Event()
+    first_done = threading.Event()
+
+    def while_second_fails(_: object) -> None:  # in the second pool's thread
+        second_reporting.set()
+        first_done.wait(RESULT_TIMEOUT)
+
+    def while_first_fails(_: object) -> None:  # in the first pool's thread
+        with app.app_context():
+            second = executor.submit(jobs.kill_worker)
+        second.add_done_callback(while_second_fails)
+        second_reporting.wait(RESULT_TIMEOUT)
+
+    with app.app_context():
+        first = executor.submit(jobs.kill_worker)
+        first.add_done_callback(while_first_fails)
+        # Fails with the first pool, after the callback above has run.
+        also_first = executor.submit(jobs.square, 3)
+        also_first.add_done_callback(lambda _: first_done.set())
+        assert isinstance(also_first.exception(RESULT_TIMEOUT), BrokenProcessPool)
+        assert first_done.wait(RESULT_TIMEOUT)
+        assert executor.submit(jobs.square, 5).result(RESULT_TIMEOUT) == 25
+        executor.shutdown(wait=True)
+
+    for thread in set(threading.enumerate()) - threads_before:
+        if isinstance(thread, _cf_process._ExecutorManagerThread):  # type: ignore[attr-defined]
+            thread.join(RESULT_TIMEOUT)
+            assert not thread.is_alive()
 
 
 def test_a_pool_that_breaks_again_heals_again(bind: Bind) -> None:

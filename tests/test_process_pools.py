@@ -516,15 +516,18 @@ def test_only_cpythons_own_process_pool_settles_futures_itself() -> None:
         assert not process_tasks.takes_work_items(pool)
 
 
-def held_with_three_queued(
+def held_worker_and_queue(
     app: Flask, executor: Executor, gate: Gate
 ) -> tuple[FutureProxy[str], list[FutureProxy[int]]]:
-    """One worker, held; the pool's call queue takes the next two jobs, the third waits."""
+    """One worker, held by a gated job, with ten jobs queued behind it.
+
+    The pool's call queue takes the first two of them; the others wait for the pool.
+    """
     with app.app_context():
-        held = executor.submit(jobs.pass_gate, gate.port, "held")
+        running = executor.submit(jobs.pass_gate, gate.port, "running")
         gate.wait_for(1)
-        queued = [executor.submit(jobs.square, x) for x in range(3)]
-    return held, queued
+        queued = [executor.submit(jobs.square, x) for x in range(10)]
+    return running, queued
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -533,7 +536,7 @@ def test_a_job_cancelled_before_it_is_sent_is_done_at_once(
 ) -> None:
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     with Gate() as gate:
-        held, queued = held_with_three_queued(app, executor, gate)
+        held, queued = held_worker_and_queue(app, executor, gate)
         assert queued[-1].cancel()
         # Done for 'wait' while the worker is still held, not only once the pool
         # comes to the job.
@@ -541,8 +544,8 @@ def test_a_job_cancelled_before_it_is_sent_is_done_at_once(
         assert done == {queued[-1]}
         assert not held.done()
         gate.open()
-        assert held.result(RESULT_TIMEOUT) == "held"
-    assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [0, 1]
+        assert held.result(RESULT_TIMEOUT) == "running"
+    assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [x * x for x in range(9)]
     assert queued[-1].cancelled()
     with app.app_context():
         assert executor.submit(jobs.square, 5).result(RESULT_TIMEOUT) == 25
@@ -554,13 +557,13 @@ def test_futures_settled_by_hand_keep_that_outcome_and_the_pool_goes_on(
 ) -> None:
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     with Gate() as gate:
-        held, queued = held_with_three_queued(app, executor, gate)
+        held, queued = held_worker_and_queue(app, executor, gate)
         # One job running, one waiting for the pool: each settled by hand.
         held.set_result("by hand")
         queued[-1].set_exception(ValueError("by hand"))
         gate.open()
         # The pool's own outcomes for them come later and are dropped.
-        assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [0, 1]
+        assert [f.result(RESULT_TIMEOUT) for f in queued[:-1]] == [x * x for x in range(9)]
     assert held.result(0) == "by hand"
     with pytest.raises(ValueError, match="by hand"):
         queued[-1].result(0)
@@ -580,22 +583,11 @@ POOLS = [
 ]
 
 
-def shutdown_scenario(
-    app: Flask, executor: Executor, gate: Gate
-) -> tuple[FutureProxy[str], list[FutureProxy[int]]]:
-    """One worker, held by a gated job, with ten jobs queued behind it."""
-    with app.app_context():
-        running = executor.submit(jobs.pass_gate, gate.port, "running")
-        gate.wait_for(1)
-        queued = [executor.submit(jobs.square, x) for x in range(10)]
-    return running, queued
-
-
 @pytest.mark.parametrize("config", POOLS)
 def test_shutdown_waits_for_running_and_queued_jobs(bind: Bind, config: dict[str, t.Any]) -> None:
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     with Gate() as gate:
-        running, queued = shutdown_scenario(app, executor, gate)
+        running, queued = held_worker_and_queue(app, executor, gate)
         opener = threading.Thread(target=gate.open)
         with app.app_context():
             # Let the held job go only once shutdown has begun to wait.
@@ -616,7 +608,7 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started(
 ) -> None:
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     with Gate() as gate:
-        running, queued = shutdown_scenario(app, executor, gate)
+        running, queued = held_worker_and_queue(app, executor, gate)
 
         # The held job may finish only once shutdown has cancelled the queue, so that
         # no queued job can have started in between. A done callback, which runs
@@ -653,7 +645,7 @@ def test_shutdown_without_wait_returns_while_a_job_runs(
 ) -> None:
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     with Gate() as gate:
-        running, queued = shutdown_scenario(app, executor, gate)
+        running, queued = held_worker_and_queue(app, executor, gate)
         with app.app_context():
             executor.shutdown(wait=False, cancel_futures=True)
         # Returned with the job still held at the gate.

@@ -198,12 +198,13 @@ class _PoolSide:
             return False  # settled by hand in the instant since the check
         return self.sent
 
-    def set_result(self, pickled: bytes) -> None:
-        try:
-            result = pickle.loads(pickled)
-        except BaseException as e:
-            self.set_exception(e)
-            return
+    def set_result(self, result: t.Any) -> None:
+        if type(result) is bytes:
+            try:
+                result = pickle.loads(result)
+            except BaseException as e:
+                self.set_exception(e)
+                return
         try:  # noqa: SIM105 (a 'suppress' context costs every job a few calls)
             self.task.set_result(result)
         except concurrent.futures.InvalidStateError:
@@ -262,8 +263,10 @@ class _Follower:
             elif exc is not None:
                 set_outcome_now(future, exc)
             else:
+                result = source.result()
                 try:
-                    result = pickle.loads(source.result())
+                    if type(result) is bytes:
+                        result = pickle.loads(result)
                 except BaseException as e:
                     set_outcome_now(future, e)
                 else:
@@ -279,8 +282,8 @@ _submitting = threading.local()
 # -- In the worker process -----------------------------------------------------------------
 
 
-def _run_pickled_call(call: bytes) -> bytes:
-    """Run the job in its contexts and return its result, pickled."""
+def _run_pickled_call(call: bytes) -> t.Any:
+    """Run the job in its contexts and return its result, pickled unless plain."""
     fn, args, kwargs, snapshot = pickle.loads(call)
     try:
         result = context.run_job_in_process(snapshot, fn, args, kwargs)
@@ -297,6 +300,8 @@ def _run_pickled_call(call: bytes) -> bytes:
             " Exceptions raised in process workers must pickle; one that takes its"
             " message as its only argument always does."
         ) from exc
+    if type(result) in _SENT_AS_THEY_ARE:
+        return result
     try:
         return pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
     except Exception as e:
@@ -305,6 +310,12 @@ def _run_pickled_call(call: bytes) -> bytes:
             f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
             " such as plain data."
         ) from None
+
+
+# Results of these exact types cannot fail to pickle here or to unpickle in the parent,
+# so the pool sends them as they are; any other result is pickled here, and comes back
+# as bytes (see '_PoolSide.set_result').
+_SENT_AS_THEY_ARE: tuple[type, ...] = (str, int, float, bool, type(None))
 
 
 def _why_not_sendable(exc: BaseException) -> str | None:

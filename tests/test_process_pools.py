@@ -13,6 +13,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -514,6 +515,19 @@ def test_only_cpythons_own_process_pool_settles_futures_itself() -> None:
         assert process_tasks.takes_work_items(pool) == ((3, 9, 16) <= sys.version_info < (3, 14))
     with jobs.FollowedProcessPool(1, mp_context=fork) as pool:
         assert not process_tasks.takes_work_items(pool)
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_results_come_back_as_they_were(bind: Bind, config: dict[str, t.Any]) -> None:
+    # Plain results travel as they are, and everything else pickled; bytes that happen
+    # to be a pickle must come back as those bytes.
+    app, executor = bind(**config)
+    values = ["text", 3, 2.5, True, None, b"raw", pickle.dumps(42), {"a": [1, (2, 3)]}]
+    with app.app_context():
+        futures = [executor.submit(jobs.echo, value) for value in values]
+        results = [f.result(RESULT_TIMEOUT) for f in futures]
+    assert results == values
+    assert [type(r) for r in results] == [type(v) for v in values]
 
 
 def held_worker_and_queue(

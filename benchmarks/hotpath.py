@@ -328,7 +328,7 @@ def _followed(
 
         def follow(done: concurrent.futures.Future[bytes]) -> None:
             future.set_running_or_notify_cancel()
-            future.set_result(pickle.loads(done.result()))
+            future.set_result(process_tasks.received(done.result()))
 
         source.add_done_callback(follow)
         return future

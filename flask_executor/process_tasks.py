@@ -1,7 +1,8 @@
 """Jobs for pools whose workers are other processes.
 
 The call and a snapshot of its contexts are pickled in the submitting thread, and the
-worker pickles the result before the pool sends it back. Pickling the call here lets a
+worker pickles the result before the pool sends it back (unless it is a plain ``str``,
+``int``, ``float``, ``bool`` or ``None``, which cannot fail). Pickling the call here lets a
 value that cannot be pickled fail its own job with a message that names it. Pickling the
 result there means that a result which cannot be unpickled here fails its own job too:
 an object the pool itself cannot unpickle breaks the whole pool, and every job in flight
@@ -34,7 +35,7 @@ from .tasks import STARTABLE
 if t.TYPE_CHECKING:
     from .pools import PoolManager
 
-__all__ = ["ProcessTask", "start_in_process", "takes_work_items"]
+__all__ = ["ProcessTask", "received", "start_in_process", "takes_work_items"]
 
 R = t.TypeVar("R")
 _set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
@@ -198,13 +199,12 @@ class _PoolSide:
             return False  # settled by hand in the instant since the check
         return self.sent
 
-    def set_result(self, result: t.Any) -> None:
-        if type(result) is bytes:
-            try:
-                result = pickle.loads(result)
-            except BaseException as e:
-                self.set_exception(e)
-                return
+    def set_result(self, sent: t.Any) -> None:
+        try:
+            result = received(sent)
+        except BaseException as e:
+            self.set_exception(e)
+            return
         try:  # noqa: SIM105 (a 'suppress' context costs every job a few calls)
             self.task.set_result(result)
         except concurrent.futures.InvalidStateError:
@@ -242,13 +242,13 @@ class _Follower:
         self.pool = pool
         self.future = future
 
-    def __call__(self, source: concurrent.futures.Future[bytes]) -> None:
+    def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
         if getattr(_submitting, "active", False):
             threading.Thread(target=self._follow, args=(source,), daemon=True).start()
         else:
             self._follow(source)
 
-    def _follow(self, source: concurrent.futures.Future[bytes]) -> None:
+    def _follow(self, source: concurrent.futures.Future[t.Any]) -> None:
         # Runs in the pool's thread that reports outcomes.
         future = self.future
         exc = None if source.cancelled() else source.exception()
@@ -263,10 +263,8 @@ class _Follower:
             elif exc is not None:
                 set_outcome_now(future, exc)
             else:
-                result = source.result()
                 try:
-                    if type(result) is bytes:
-                        result = pickle.loads(result)
+                    result = received(source.result())
                 except BaseException as e:
                     set_outcome_now(future, e)
                 else:
@@ -316,6 +314,11 @@ def _run_pickled_call(call: bytes) -> t.Any:
 # so the pool sends them as they are; any other result is pickled here, and comes back
 # as bytes (see '_PoolSide.set_result').
 _SENT_AS_THEY_ARE: tuple[type, ...] = (str, int, float, bool, type(None))
+
+
+def received(sent: t.Any) -> t.Any:
+    """The result of a job as :func:`_run_pickled_call` returned it, unpickled if it was."""
+    return pickle.loads(sent) if type(sent) is bytes else sent
 
 
 def _why_not_sendable(exc: BaseException) -> str | None:

@@ -322,8 +322,8 @@ def _followed(
     """Submit as flask-executor does, with ``snapshot``, into a future of our own."""
 
     def submit(fn: t.Callable[[], t.Any]) -> concurrent.futures.Future[t.Any]:
-        call = pickle.dumps((fn, (), {}, snapshot), pickle.HIGHEST_PROTOCOL)
-        source = pool.submit(process_tasks._run_pickled_call, call)
+        call = pickle.dumps(((), {}, snapshot), pickle.HIGHEST_PROTOCOL)
+        source = pool.submit(process_tasks._run_pickled_call, process_tasks._reference(fn), call)
         future: concurrent.futures.Future[t.Any] = concurrent.futures.Future()
 
         def follow(done: concurrent.futures.Future[bytes]) -> None:

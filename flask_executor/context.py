@@ -336,6 +336,9 @@ def run_job_in_process(
     app = _find_worker_app(snapshot[0], snapshot[1])
     if app is None:
         return contextvars.Context().run(fn, *args, **kwargs)
+    if snapshot[2] is None and snapshot[3] is None:
+        # No 'g' and no request: the app context is all there is to rebuild.
+        return contextvars.Context().run(_call_in_app_context, app, None, fn, args, kwargs)
     return contextvars.Context().run(_call_in_process_contexts, app, snapshot, fn, args, kwargs)
 
 

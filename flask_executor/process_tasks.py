@@ -1,12 +1,12 @@
 """Jobs for pools whose workers are other processes.
 
-The call and a snapshot of its contexts are pickled in the submitting thread, and the
-worker pickles the result before the pool sends it back (unless it is a plain ``str``,
-``int``, ``float``, ``bool`` or ``None``, which cannot fail). Pickling the call here lets a
-value that cannot be pickled fail its own job with a message that names it. Pickling the
-result there means that a result which cannot be unpickled here fails its own job too:
-an object the pool itself cannot unpickle breaks the whole pool, and every job in flight
-with it.
+The call and a snapshot of its contexts are pickled in the submitting thread (a plain
+function's reference only once, see :func:`_reference`), and the worker pickles the
+result before the pool sends it back (unless it is a plain ``str``, ``int``, ``float``,
+``bool`` or ``None``, which cannot fail). Pickling the call here lets a value that cannot
+be pickled fail its own job with a message that names it. Pickling the result there
+means that a result which cannot be unpickled here fails its own job too: an object the
+pool itself cannot unpickle breaks the whole pool, and every job in flight with it.
 
 CPython's :class:`~concurrent.futures.ProcessPoolExecutor` settles the job's
 :class:`ProcessTask` directly. The task goes into the pool's pending work behind a
@@ -23,6 +23,7 @@ import concurrent.futures
 import concurrent.futures.process as _cf_process
 import pickle
 import threading
+import types
 import typing as t
 
 from . import context
@@ -76,7 +77,7 @@ def start_in_process(
     # import time, under 'gunicorn --preload') would wait for ever for the import lock
     # that its own thread holds.
     try:
-        call = pickle.dumps((fn, args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL)
+        call = (_reference(fn), pickle.dumps((args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL))
     except Exception as e:
         set_outcome_now(task, _unpicklable_call_error(e, fn, args, kwargs))
         return
@@ -89,8 +90,12 @@ def start_in_process(
         _hand_over(manager, manager.pool, task, call)
 
 
+#: What travels to the worker: the pickled function, and the pickled arguments and snapshot.
+_Call = tuple[bytes, bytes]
+
+
 def _hand_over(
-    manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any], call: bytes
+    manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any], call: _Call
 ) -> None:
     if manager.takes_work_items:
         _enqueue(
@@ -99,7 +104,7 @@ def _hand_over(
             call,
         )
         return
-    source = pool.submit(_run_pickled_call, call)
+    source = pool.submit(_run_pickled_call, *call)
     task._source = source
     # If the job is already done, 'add_done_callback' runs the follower right here, in the
     # submitting thread, and the job's callbacks with it. The flag lets the follower see
@@ -144,7 +149,7 @@ def takes_work_items(pool: concurrent.futures.Executor) -> bool:
     )
 
 
-def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call: bytes) -> None:
+def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call: _Call) -> None:
     # What ProcessPoolExecutor.submit does, less the Future it would make: the work item's
     # future is the pool side, which settles the task. Python 3.9.16 to 3.13 alike.
     with pool._shutdown_lock:
@@ -155,7 +160,7 @@ def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call
         if _cf_process._global_shutdown:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
         # The pool side is not a Future, but has all of one that the pool uses.
-        work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, (call,), {})
+        work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, call, {})
         work_id = pool._queue_count
         pool._pending_work_items[work_id] = work_item
         pool._work_ids.put(work_id)
@@ -280,9 +285,14 @@ _submitting = threading.local()
 # -- In the worker process -----------------------------------------------------------------
 
 
-def _run_pickled_call(call: bytes) -> t.Any:
+def _run_pickled_call(function: bytes, call: bytes) -> t.Any:
     """Run the job in its contexts and return its result, pickled unless plain."""
-    fn, args, kwargs, snapshot = pickle.loads(call)
+    fn = _functions.get(function)
+    if fn is None:
+        fn = pickle.loads(function)
+        if type(fn) is types.FunctionType:
+            _remember(_functions, function, fn)
+    args, kwargs, snapshot = pickle.loads(call)
     try:
         result = context.run_job_in_process(snapshot, fn, args, kwargs)
     except BaseException as exc:
@@ -308,6 +318,44 @@ def _run_pickled_call(call: bytes) -> t.Any:
             f" the worker process: {type(e).__name__}: {e}. Return a value that pickles,"
             " such as plain data."
         ) from None
+
+
+# -- Functions, pickled once -----------------------------------------------------------
+#
+# Pickle sends a function by reference, as its module and qualified name: pickling it
+# imports the module to check that the name leads back to it, and unpickling imports the
+# module to find it. Both sides did that for every job, and each import-system lookup
+# touches enough memory to cost a process round trip several microseconds. A plain
+# function's reference is the same bytes every time, so this process pickles it once and
+# each worker loads it once. Both caches hold only 'types.FunctionType': a partial, a
+# bound method or a callable object may pickle its state, which must travel afresh with
+# each job, and a worker must never hand one job's object, changed, to the next.
+
+_references: dict[types.FunctionType, bytes] = {}  # in the submitting process
+_functions: dict[bytes, types.FunctionType] = {}  # in a worker
+# Functions made at run time and placed in a module could otherwise fill them for ever.
+_CACHE_SIZE = 1024
+
+
+def _reference(fn: t.Callable[..., t.Any]) -> bytes:
+    """``fn`` pickled; once per process if it is a plain function."""
+    if type(fn) is not types.FunctionType:
+        return pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+    reference = _references.get(fn)
+    if reference is None:
+        reference = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        _remember(_references, fn, reference)
+    return reference
+
+
+K = t.TypeVar("K")
+V = t.TypeVar("V")
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 # Results of these exact types cannot fail to pickle here or to unpickle in the parent,

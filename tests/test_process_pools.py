@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import concurrent.futures.process as _cf_process
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 import typing as t
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -528,6 +530,49 @@ def test_results_come_back_as_they_were(bind: Bind, config: dict[str, t.Any]) ->
         results = [f.result(RESULT_TIMEOUT) for f in futures]
     assert results == values
     assert [type(r) for r in results] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize("config", PATHS)
+def test_each_job_gets_the_callable_object_as_it_was_submitted(
+    bind: Bind, config: dict[str, t.Any]
+) -> None:
+    # A plain function's pickled reference is cached on both sides. An object with state
+    # must not be: one worker runs all three jobs, and none may see another's changes.
+    from flask_executor import process_tasks
+
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
+    tally = jobs.Tally()
+    with app.app_context():
+        counts = [executor.submit(tally).result(RESULT_TIMEOUT) for _ in range(3)]
+        tally.calls = 10
+        later = executor.submit(tally).result(RESULT_TIMEOUT)
+        sums = [executor.submit(functools.partial(jobs.add, x), 1) for x in (1, 10)]
+        assert [f.result(RESULT_TIMEOUT) for f in sums] == [2, 11]
+        assert executor.submit(jobs.square, 4).result(RESULT_TIMEOUT) == 16
+    assert counts == [1, 1, 1]
+    assert later == 11
+    assert tally.calls == 10
+    assert jobs.square in process_tasks._references
+    assert not any(type(key) is not types.FunctionType for key in process_tasks._references)
+
+
+def test_the_cache_of_pickled_functions_stays_bounded(
+    bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_executor import process_tasks
+
+    monkeypatch.setattr(process_tasks, "_references", {})
+    monkeypatch.setattr(process_tasks, "_CACHE_SIZE", 2)
+    app, executor = bind(EXECUTOR_MAX_WORKERS=1)
+    with app.app_context():
+        for _ in range(2):
+            results = [executor.submit(fn, 3).result(RESULT_TIMEOUT) for fn in CALLS]
+            assert results == [9, -3, 3]
+            assert len(process_tasks._references) <= 2
+
+
+# Three plain functions, one more than the cache in the test holds.
+CALLS = [jobs.square, jobs.negate, jobs.echo]
 
 
 def held_worker_and_queue(

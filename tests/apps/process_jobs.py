@@ -30,6 +30,10 @@ def square(x: int) -> int:
     return x * x
 
 
+def negate(x: int) -> int:
+    return -x
+
+
 def add(x: int, y: int) -> int:
     return x + y
 
@@ -127,6 +131,17 @@ def make_lock() -> threading.Lock:
 
 def echo(value: t.Any) -> t.Any:
     return value
+
+
+class Tally:
+    """A callable object with state: each call counts itself and returns the count."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        return self.calls
 
 
 class TwoPartError(Exception):

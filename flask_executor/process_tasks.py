@@ -142,10 +142,13 @@ def takes_work_items(pool: concurrent.futures.Executor) -> bool:
                 "_idle_worker_semaphore",
                 "_adjust_process_count",
                 "_start_executor_manager_thread",
+                "_processes",
+                "_call_queue",
             )
         )
         and hasattr(_cf_process, "_global_shutdown")
         and hasattr(_cf_process, "_WorkItem")
+        and hasattr(_cf_process, "_CallItem")
     )
 
 
@@ -162,13 +165,66 @@ def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call
         # The pool side is not a Future, but has all of one that the pool uses.
         work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, call, {})
         work_id = pool._queue_count
-        pool._pending_work_items[work_id] = work_item
-        pool._work_ids.put(work_id)
         pool._queue_count = work_id + 1
-        pool._executor_manager_thread_wakeup.wakeup()
+        # With no other job pending, this one goes straight to the workers' call queue
+        # (see '_send_now'). Otherwise it queues behind the others, which the pool's
+        # manager thread sends in order as workers come free.
+        idle = not pool._pending_work_items
+        pool._pending_work_items[work_id] = work_item
+        if not idle:
+            pool._work_ids.put(work_id)
+            pool._executor_manager_thread_wakeup.wakeup()
+        workers = len(pool._processes)
         if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
             pool._adjust_process_count()
         pool._start_executor_manager_thread()
+        if not idle:
+            return
+        unsent = _send_now(pool, side, work_id, call)
+        if len(pool._processes) != workers:
+            # A worker was started for this job. The manager thread watches the workers
+            # it knew of when it last woke; woken, it watches this one too, and can tell
+            # the job's future if it dies.
+            pool._executor_manager_thread_wakeup.wakeup()
+    if unsent is not None:
+        # Outside the pool's lock: a broken pool is replaced, and that takes other locks.
+        side.set_exception(unsent)
+
+
+def _send_now(
+    pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, work_id: int, call: _Call
+) -> BaseException | None:
+    """Put a job into the workers' call queue of an idle pool, as its manager thread would.
+
+    Returns None if it was sent or has been cancelled, and the error if it cannot be sent.
+
+    This saves the job a hand-over. The pool's own ``submit`` wakes the pool's manager
+    thread, which wakes the thread that writes to the workers' pipe; for one job at a
+    time, waking that one thread more is about a quarter of the round trip
+    (docs/performance.rst). Only an idle pool gets this: with no job pending, the call
+    queue is empty, so the ``put`` cannot block, and no job submitted earlier, queued or
+    on its way from the manager thread, can be overtaken.
+    """
+    # Marked running before it is sent, as the manager thread does, so that from here on
+    # it cannot be cancelled. Nobody but this thread has seen the task, unless it was
+    # stored in 'executor.futures' and cancelled from there in the meantime.
+    if not side.set_running_or_notify_cancel():
+        pool._pending_work_items.pop(work_id, None)
+        return None
+    try:
+        pool._call_queue.put(  # type: ignore[attr-defined]
+            _cf_process._CallItem(work_id, _run_pickled_call, call, {}), block=False
+        )
+    except Exception as e:
+        # The queue was closed by a pool that broke in the instant since the check (on
+        # Python 3.9 to 3.11, whose manager thread does not take the pool's lock for it).
+        pool._pending_work_items.pop(work_id, None)
+        error = _cf_process.BrokenProcessPool(
+            f"The job could not be sent to the pool's workers: {type(e).__name__}: {e}"
+        )
+        error.__cause__ = e
+        return error
+    return None
 
 
 class _PoolSide:
@@ -191,7 +247,8 @@ class _PoolSide:
         self.manager = manager
         self.pool = pool
         self.task = task
-        # Only the manager thread sets and reads it, so it needs no lock.
+        # Set by the manager thread, or by '_send_now' before any other thread can see
+        # the job; read by the manager thread. It needs no lock.
         self.sent = False
 
     def set_running_or_notify_cancel(self) -> bool:

@@ -15,10 +15,12 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import types
 import typing as t
 from concurrent.futures.process import BrokenProcessPool
@@ -573,6 +575,112 @@ def test_the_cache_of_pickled_functions_stays_bounded(
 
 # Three plain functions, one more than the cache in the test holds.
 CALLS = [jobs.square, jobs.negate, jobs.echo]
+
+
+# -- A job for an idle pool goes straight to its workers ------------------------------------
+#
+# CPython's process pool, on the versions whose internals flask-executor checks, gets a job
+# that finds no other job pending straight into its workers' call queue, without waking the
+# pool's manager thread (process_tasks._send_now). These tests cover what that must keep.
+
+fast_path_only = pytest.mark.skipif(
+    not ((3, 9, 16) <= sys.version_info < (3, 14)),
+    reason="CPython's process pool is driven through 'submit' on this Python",
+)
+
+
+@fast_path_only
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
+def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind) -> None:
+    # The pool's manager thread watches the workers it knew of when it last woke. Each
+    # worker here exits after one job; the manager thread starts one in its place, and
+    # the next job starts a second one, in the submitting thread. The job must wake the
+    # manager thread, or the death of that second worker under it goes unseen and its
+    # future stays pending for ever. The first worker is stopped so that the second one
+    # surely takes the job.
+    app, executor = bind(
+        "forkserver",
+        EXECUTOR_MAX_WORKERS=2,
+        EXECUTOR_APP_IMPORT=APP_IMPORT,
+        EXECUTOR_POOL_KWARGS={"mp_context": "forkserver", "max_tasks_per_child": 1},
+    )
+    with app.app_context():
+        first_pid = executor.submit(jobs.worker_pid).result(RESULT_TIMEOUT)
+        pool = executor._state()[1].manager.pool
+        # The manager thread starts the worker that replaces the first one.
+        wait_until(lambda: len(pool._processes) == 1 and first_pid not in pool._processes)
+        [replacement] = pool._processes
+        os.kill(replacement, signal.SIGSTOP)
+        try:
+            crashed = executor.submit(jobs.kill_worker)
+            assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
+        finally:
+            os.kill(replacement, signal.SIGCONT)
+
+
+def wait_until(condition: t.Callable[[], bool], timeout: float = RESULT_TIMEOUT) -> None:
+    """Wait for a change that another thread makes without telling anyone."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class CancelsWhenPickled:
+    """An argument whose pickling cancels the job's stored future, from inside ``submit``."""
+
+    def __init__(self, executor: Executor, key: str) -> None:
+        self.executor = executor
+        self.key = key
+
+    def __reduce__(self) -> tuple[t.Any, ...]:
+        assert self.executor.futures.pop(self.key).cancel()
+        return (int, (0,))
+
+
+@fast_path_only
+def test_a_job_cancelled_on_its_way_to_an_idle_pool_is_dropped(bind: Bind) -> None:
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    with app.app_context():
+        arg = CancelsWhenPickled(executor, "job")
+        future = executor.submit_stored("job", jobs.square, arg)
+        assert future.cancelled()
+        assert executor.submit(jobs.square, 4).result(RESULT_TIMEOUT) == 16
+        # The pool waits at shutdown for every job it holds: it must not hold this one.
+        shutdown = threading.Thread(target=executor.shutdown)
+        shutdown.start()
+        shutdown.join(RESULT_TIMEOUT)
+        assert not shutdown.is_alive()
+
+
+@fast_path_only
+def test_a_job_that_finds_its_idle_pool_broken_at_the_last_moment_fails_alone(
+    bind: Bind, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On Python 3.9 to 3.11 a pool's manager thread marks the pool broken without taking
+    # the pool's lock, so a job can pass the check for a broken pool just before the
+    # pool closes its call queue. Here the pool breaks for real, and the check is then
+    # made to pass, as it would have an instant earlier.
+    caplog.set_level(logging.WARNING, "flask_executor")
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    with app.app_context():
+        crashed = executor.submit(jobs.kill_worker)
+        assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
+        manager = executor._state()[1].manager
+        [broken] = manager._broken_pools
+        broken._executor_manager_thread.join(RESULT_TIMEOUT)
+        broken._broken = False
+        broken._shutdown_thread = False
+        manager._pool = broken
+
+        late = executor.submit(jobs.square, 5)
+        error = late.exception(RESULT_TIMEOUT)
+        assert isinstance(error, BrokenProcessPool)
+        assert "could not be sent to the pool's workers" in str(error)
+        # Replaced, as a pool that breaks under a job is.
+        assert executor.submit(jobs.square, 6).result(RESULT_TIMEOUT) == 36
+        assert manager.pool is not broken
+    assert len(executor_warnings(caplog)) == 2
 
 
 def held_worker_and_queue(

@@ -15,12 +15,10 @@ import logging
 import multiprocessing
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import types
 import typing as t
 from concurrent.futures.process import BrokenProcessPool
@@ -591,39 +589,29 @@ fast_path_only = pytest.mark.skipif(
 
 @fast_path_only
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
-def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind) -> None:
+def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_path: Path) -> None:
     # The pool's manager thread watches the workers it knew of when it last woke. Each
-    # worker here exits after one job; the manager thread starts one in its place, and
-    # the next job starts a second one, in the submitting thread. The job must wake the
-    # manager thread, or the death of that second worker under it goes unseen and its
-    # future stays pending for ever. The first worker is stopped so that the second one
-    # surely takes the job.
-    app, executor = bind(
-        "forkserver",
-        EXECUTOR_MAX_WORKERS=2,
-        EXECUTOR_APP_IMPORT=APP_IMPORT,
-        EXECUTOR_POOL_KWARGS={"mp_context": "forkserver", "max_tasks_per_child": 1},
-    )
-    with app.app_context():
-        first_pid = executor.submit(jobs.worker_pid).result(RESULT_TIMEOUT)
-        pool = executor._state()[1].manager.pool
-        # The manager thread starts the worker that replaces the first one.
-        wait_until(lambda: len(pool._processes) == 1 and first_pid not in pool._processes)
-        [replacement] = pool._processes
-        os.kill(replacement, signal.SIGSTOP)
-        try:
+    # worker here exits after one job. The manager thread starts the second worker, which
+    # its initializer holds at the gate; the next job starts the third, in the submitting
+    # thread, and that one takes the job and dies under it. The job must have woken the
+    # manager thread, or that death goes unseen and its future stays pending for ever.
+    with Gate() as gate:
+        app, executor = bind(
+            "forkserver",
+            EXECUTOR_MAX_WORKERS=2,
+            EXECUTOR_APP_IMPORT=APP_IMPORT,
+            EXECUTOR_POOL_KWARGS={
+                "mp_context": "forkserver",
+                "max_tasks_per_child": 1,
+                "initializer": jobs.hold_the_second_worker,
+                "initargs": (gate.port, str(tmp_path / "workers")),
+            },
+        )
+        with app.app_context():
+            assert executor.submit(jobs.square, 3).result(RESULT_TIMEOUT) == 9
+            assert gate.wait_for(1) == ["second worker"]
             crashed = executor.submit(jobs.kill_worker)
             assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
-        finally:
-            os.kill(replacement, signal.SIGCONT)
-
-
-def wait_until(condition: t.Callable[[], bool], timeout: float = RESULT_TIMEOUT) -> None:
-    """Wait for a change that another thread makes without telling anyone."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 class CancelsWhenPickled:

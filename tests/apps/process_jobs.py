@@ -124,6 +124,16 @@ def pass_gate(port: int, name: str) -> str:
     return name
 
 
+def hold_the_second_worker(port: int, count_path: str) -> None:
+    """Pool initializer: the second worker to start waits at the :class:`Gate`."""
+    # Appends are atomic, and the test starts the workers one after another.
+    with open(count_path, "a") as count:
+        count.write("+")
+    with open(count_path) as count:
+        if len(count.read()) == 2:
+            pass_gate(port, "second worker")
+
+
 def make_lock() -> threading.Lock:
     """Return a value that cannot be pickled back to the parent."""
     return threading.Lock()

@@ -40,7 +40,6 @@ import gc
 import io
 import multiprocessing
 import os
-import pickle
 import pstats
 import re
 import statistics
@@ -322,8 +321,8 @@ def _followed(
     """Submit as flask-executor does, with ``snapshot``, into a future of our own."""
 
     def submit(fn: t.Callable[[], t.Any]) -> concurrent.futures.Future[t.Any]:
-        call = pickle.dumps(((), {}, snapshot), pickle.HIGHEST_PROTOCOL)
-        source = pool.submit(process_tasks._run_pickled_call, process_tasks._reference(fn), call)
+        call = process_tasks._pickle_call(fn, (), {}, snapshot)
+        source = pool.submit(process_tasks._run_pickled_call, *call)
         future: concurrent.futures.Future[t.Any] = concurrent.futures.Future()
 
         def follow(done: concurrent.futures.Future[bytes]) -> None:

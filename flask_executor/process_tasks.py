@@ -1,7 +1,7 @@
 """Jobs for pools whose workers are other processes.
 
 The call and a snapshot of its contexts are pickled in the submitting thread (a plain
-function's reference only once, see :func:`_reference`), and the worker pickles the
+function's reference only once, see :func:`_pickle_call`), and the worker pickles the
 result before the pool sends it back (unless it is a plain ``str``, ``int``, ``float``,
 ``bool`` or ``None``, which cannot fail). Pickling the call here lets a value that cannot
 be pickled fail its own job with a message that names it. Pickling the result there
@@ -77,7 +77,7 @@ def start_in_process(
     # import time, under 'gunicorn --preload') would wait for ever for the import lock
     # that its own thread holds.
     try:
-        call = (_reference(fn), pickle.dumps((args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL))
+        call = _pickle_call(fn, args, kwargs, snapshot)
     except Exception as e:
         set_outcome_now(task, _unpicklable_call_error(e, fn, args, kwargs))
         return
@@ -90,8 +90,9 @@ def start_in_process(
         _hand_over(manager, manager.pool, task, call)
 
 
-#: What travels to the worker: the pickled function, and the pickled arguments and snapshot.
-_Call = tuple[bytes, bytes]
+#: What travels to the worker: a plain function's pickled reference, and the rest of the
+#: call pickled (see :func:`_pickle_call`).
+_Call = tuple[t.Optional[bytes], bytes]
 
 
 def _hand_over(
@@ -154,7 +155,8 @@ def takes_work_items(pool: concurrent.futures.Executor) -> bool:
 
 def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call: _Call) -> None:
     # What ProcessPoolExecutor.submit does, less the Future it would make: the work item's
-    # future is the pool side, which settles the task. Python 3.9.16 to 3.13 alike.
+    # future is the pool side, which settles the task. Python 3.9.16 to 3.13 alike. A job
+    # that finds no other job pending goes straight to the workers (see '_send_now').
     with pool._shutdown_lock:
         if pool._broken:
             raise _cf_process.BrokenProcessPool(pool._broken)
@@ -166,65 +168,87 @@ def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call
         work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, call, {})
         work_id = pool._queue_count
         pool._queue_count = work_id + 1
-        # With no other job pending, this one goes straight to the workers' call queue
-        # (see '_send_now'). Otherwise it queues behind the others, which the pool's
-        # manager thread sends in order as workers come free.
-        idle = not pool._pending_work_items
-        pool._pending_work_items[work_id] = work_item
-        if not idle:
+        if pool._pending_work_items:
+            # Behind the others, which the pool's manager thread sends in order as
+            # workers come free.
+            pool._pending_work_items[work_id] = work_item
             pool._work_ids.put(work_id)
-            pool._executor_manager_thread_wakeup.wakeup()
-        workers = len(pool._processes)
-        if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
-            pool._adjust_process_count()
-        pool._start_executor_manager_thread()
-        if not idle:
-            return
-        unsent = _send_now(pool, side, work_id, call)
-        if len(pool._processes) != workers:
-            # A worker was started for this job. The manager thread watches the workers
-            # it knew of when it last woke; woken, it watches this one too, and can tell
-            # the job's future if it dies.
-            pool._executor_manager_thread_wakeup.wakeup()
-    if unsent is not None:
+            try:
+                if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
+                    pool._adjust_process_count()
+                pool._start_executor_manager_thread()
+            finally:
+                # Woken after a worker is started, so that it watches that one too.
+                pool._executor_manager_thread_wakeup.wakeup()
+            failure = _failure_if_broken(pool, work_id)
+        else:
+            workers = len(pool._processes)
+            if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
+                pool._adjust_process_count()
+            pool._start_executor_manager_thread()
+            failure = _send_now(pool, work_item, work_id)
+            if len(pool._processes) != workers:
+                # A worker was started for this job. The manager thread watches the
+                # workers it knew of when it last woke; woken, it watches this one too,
+                # and can tell the job's future if it dies.
+                pool._executor_manager_thread_wakeup.wakeup()
+    if failure is not None:
         # Outside the pool's lock: a broken pool is replaced, and that takes other locks.
-        side.set_exception(unsent)
+        side.set_exception(failure)
+        if not isinstance(failure, Exception):
+            raise failure  # KeyboardInterrupt, say: the job failed with it, and so does submit
 
 
 def _send_now(
-    pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, work_id: int, call: _Call
+    pool: concurrent.futures.ProcessPoolExecutor, work_item: t.Any, work_id: int
 ) -> BaseException | None:
-    """Put a job into the workers' call queue of an idle pool, as its manager thread would.
+    """Send a job to the workers of an idle pool, as the pool's manager thread would.
 
-    Returns None if it was sent or has been cancelled, and the error if it cannot be sent.
+    Returns None if the job was sent or has been cancelled, or the exception to fail it
+    with if it cannot be sent.
 
-    This saves the job a hand-over. The pool's own ``submit`` wakes the pool's manager
-    thread, which wakes the thread that writes to the workers' pipe; for one job at a
-    time, waking that one thread more is about a quarter of the round trip
-    (docs/performance.rst). Only an idle pool gets this: with no job pending, the call
-    queue is empty, so the ``put`` cannot block, and no job submitted earlier, queued or
-    on its way from the manager thread, can be overtaken.
+    This saves the job a hand-over between threads. The pool's own ``submit`` wakes the
+    pool's manager thread, which moves the job to the workers' call queue and wakes the
+    thread that writes to their pipe; for one job at a time, waking that one thread more
+    is about a quarter of the round trip (docs/performance.rst). Only a job that finds no
+    other job pending goes this way: none submitted before it, queued or on its way from
+    the manager thread, can then be overtaken, and the call queue has room.
     """
+    side = work_item.future
+    pool._pending_work_items[work_id] = work_item
     # Marked running before it is sent, as the manager thread does, so that from here on
-    # it cannot be cancelled. Nobody but this thread has seen the task, unless it was
-    # stored in 'executor.futures' and cancelled from there in the meantime.
+    # it cannot be cancelled. The only other thread that can have seen the task is one
+    # that took it from 'executor.futures' and cancelled it meanwhile.
     if not side.set_running_or_notify_cancel():
         pool._pending_work_items.pop(work_id, None)
         return None
     try:
         pool._call_queue.put(  # type: ignore[attr-defined]
-            _cf_process._CallItem(work_id, _run_pickled_call, call, {}), block=False
+            _cf_process._CallItem(work_id, work_item.fn, work_item.args, {}), block=False
         )
-    except Exception as e:
-        # The queue was closed by a pool that broke in the instant since the check (on
-        # Python 3.9 to 3.11, whose manager thread does not take the pool's lock for it).
+    except BaseException as e:
         pool._pending_work_items.pop(work_id, None)
-        error = _cf_process.BrokenProcessPool(
-            f"The job could not be sent to the pool's workers: {type(e).__name__}: {e}"
-        )
-        error.__cause__ = e
-        return error
-    return None
+        if pool._broken:
+            # The pool broke, and closed its call queue, in the instant since the check
+            # (on Python 3.9 to 3.11, whose manager thread does not take the lock for it).
+            error: BaseException = _cf_process.BrokenProcessPool(pool._broken)
+            error.__cause__ = e
+            return error
+        return e
+    return _failure_if_broken(pool, work_id)
+
+
+def _failure_if_broken(
+    pool: concurrent.futures.ProcessPoolExecutor, work_id: int
+) -> BaseException | None:
+    # On Python 3.9 to 3.11 the pool's manager thread marks a broken pool broken, fails the
+    # jobs it holds and forgets them, all without taking the pool's lock: a job added in
+    # the meantime would never be sent, nor failed. The pool is marked first, so a job
+    # that does not see the mark now is among those the manager thread fails.
+    if not pool._broken:
+        return None
+    pool._pending_work_items.pop(work_id, None)
+    return _cf_process.BrokenProcessPool(pool._broken)
 
 
 class _PoolSide:
@@ -247,8 +271,8 @@ class _PoolSide:
         self.manager = manager
         self.pool = pool
         self.task = task
-        # Set by the manager thread, or by '_send_now' before any other thread can see
-        # the job; read by the manager thread. It needs no lock.
+        # Set by the manager thread, or by '_send_now' under the pool's lock, which the
+        # pool's own calls to 'cancel' (at shutdown) come after; read by 'cancel'.
         self.sent = False
 
     def set_running_or_notify_cancel(self) -> bool:
@@ -342,14 +366,16 @@ _submitting = threading.local()
 # -- In the worker process -----------------------------------------------------------------
 
 
-def _run_pickled_call(function: bytes, call: bytes) -> t.Any:
+def _run_pickled_call(function: bytes | None, call: bytes) -> t.Any:
     """Run the job in its contexts and return its result, pickled unless plain."""
-    fn = _functions.get(function)
-    if fn is None:
-        fn = pickle.loads(function)
-        if type(fn) is types.FunctionType:
+    if function is None:
+        fn, args, kwargs, snapshot = pickle.loads(call)
+    else:
+        fn = _functions.get(function)
+        if fn is None:
+            fn = pickle.loads(function)
             _remember(_functions, function, fn)
-    args, kwargs, snapshot = pickle.loads(call)
+        args, kwargs, snapshot = pickle.loads(call)
     try:
         result = context.run_job_in_process(snapshot, fn, args, kwargs)
     except BaseException as exc:
@@ -382,27 +408,37 @@ def _run_pickled_call(function: bytes, call: bytes) -> t.Any:
 # Pickle sends a function by reference, as its module and qualified name: pickling it
 # imports the module to check that the name leads back to it, and unpickling imports the
 # module to find it. Both sides did that for every job, and each import-system lookup
-# touches enough memory to cost a process round trip several microseconds. A plain
-# function's reference is the same bytes every time, so this process pickles it once and
-# each worker loads it once. Both caches hold only 'types.FunctionType': a partial, a
-# bound method or a callable object may pickle its state, which must travel afresh with
-# each job, and a worker must never hand one job's object, changed, to the next.
+# touches enough memory to cost a process round trip several microseconds. So a plain
+# function's reference is pickled once in this process, and loaded once in each worker.
+#
+# Only a plain function ('types.FunctionType') goes this way, and only as a reference:
+# it holds no state of the call's. Anything else (a partial, a bound method, a callable
+# object, an '@executor.job' function) is pickled with the arguments, afresh for each job,
+# as it always was: objects the callable shares with its arguments stay shared, and a
+# worker never hands one job's callable, changed, to the next. The one difference for a
+# plain function: once its reference is cached, it is sent by name even if its module
+# has since bound that name to something else (a reload, a test's patch), where pickling
+# it again would have failed; the worker runs what the name leads to there.
 
 _references: dict[types.FunctionType, bytes] = {}  # in the submitting process
-_functions: dict[bytes, types.FunctionType] = {}  # in a worker
+_functions: dict[bytes, t.Callable[..., t.Any]] = {}  # in a worker
 # Functions made at run time and placed in a module could otherwise fill them for ever.
 _CACHE_SIZE = 1024
 
 
-def _reference(fn: t.Callable[..., t.Any]) -> bytes:
-    """``fn`` pickled; once per process if it is a plain function."""
+def _pickle_call(
+    fn: t.Callable[..., t.Any],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+    snapshot: tuple[t.Any, ...],
+) -> _Call:
     if type(fn) is not types.FunctionType:
-        return pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        return None, pickle.dumps((fn, args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL)
     reference = _references.get(fn)
     if reference is None:
         reference = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
         _remember(_references, fn, reference)
-    return reference
+    return reference, pickle.dumps((args, kwargs, snapshot), pickle.HIGHEST_PROTOCOL)
 
 
 K = t.TypeVar("K")

@@ -549,6 +549,11 @@ def test_each_job_gets_the_callable_object_as_it_was_submitted(
         sums = [executor.submit(functools.partial(jobs.add, x), 1) for x in (1, 10)]
         assert [f.result(RESULT_TIMEOUT) for f in sums] == [2, 11]
         assert executor.submit(jobs.square, 4).result(RESULT_TIMEOUT) == 16
+        closures = [executor.submit(jobs.PicklesAsClosure()) for _ in range(3)]
+        assert [f.result(RESULT_TIMEOUT) for f in closures] == [1, 1, 1]
+        # Pickled together, the callable and its arguments keep what they share.
+        box = jobs.Box()
+        assert executor.submit(box.holds, box).result(RESULT_TIMEOUT) is True
     assert counts == [1, 1, 1]
     assert later == 11
     assert tally.calls == 10
@@ -641,34 +646,96 @@ def test_a_job_cancelled_on_its_way_to_an_idle_pool_is_dropped(bind: Bind) -> No
         assert not shutdown.is_alive()
 
 
+def break_after_the_checks(pool: t.Any, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
+    """Mark ``pool`` broken after a job has passed the pool's checks, before it is sent.
+
+    On Python 3.9 to 3.11 the pool's manager thread marks a pool broken without taking
+    the pool's lock, so a job can pass the check for a broken pool just before that.
+    """
+    start_thread = pool._start_executor_manager_thread
+
+    def start_thread_then_break() -> None:  # called after the checks
+        start_thread()
+        pool._broken = why
+
+    monkeypatch.setattr(pool, "_start_executor_manager_thread", start_thread_then_break)
+
+
 @fast_path_only
-def test_a_job_that_finds_its_idle_pool_broken_at_the_last_moment_fails_alone(
-    bind: Bind, caplog: pytest.LogCaptureFixture
+def test_a_job_whose_idle_pool_breaks_meanwhile_fails_and_the_pool_is_replaced(
+    bind: Bind, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # On Python 3.9 to 3.11 a pool's manager thread marks the pool broken without taking
-    # the pool's lock, so a job can pass the check for a broken pool just before the
-    # pool closes its call queue. Here the pool breaks for real, and the check is then
-    # made to pass, as it would have an instant earlier.
+    # The pool breaks while the job is on its way, but before it has closed its call
+    # queue: the job is sent, yet the pool will never report on it.
     caplog.set_level(logging.WARNING, "flask_executor")
     app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    manager = executor._state()[1].manager
+    with app.app_context():
+        assert executor.submit(jobs.square, 2).result(RESULT_TIMEOUT) == 4
+        pool = manager.pool
+        break_after_the_checks(pool, monkeypatch, "broken by the test")
+        late = executor.submit(jobs.square, 5)
+        assert isinstance(late.exception(RESULT_TIMEOUT), BrokenProcessPool)
+        assert "broken by the test" in str(late.exception())
+        assert executor.submit(jobs.square, 6).result(RESULT_TIMEOUT) == 36
+        assert manager.pool is not pool
+    [warning] = executor_warnings(caplog)
+    assert "broke" in warning.getMessage()
+    # The test's pool is in fact healthy: it still has to be shut down.
+    monkeypatch.undo()
+    pool._broken = False
+    pool.shutdown(wait=True)
+
+
+@fast_path_only
+def test_a_job_whose_idle_pool_closed_its_call_queue_meanwhile_fails(
+    bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Later still: the broken pool has closed its call queue, so the job cannot be sent.
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    manager = executor._state()[1].manager
     with app.app_context():
         crashed = executor.submit(jobs.kill_worker)
         assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
-        manager = executor._state()[1].manager
         [broken] = manager._broken_pools
         broken._executor_manager_thread.join(RESULT_TIMEOUT)
+        why = broken._broken
         broken._broken = False
         broken._shutdown_thread = False
+        break_after_the_checks(broken, monkeypatch, why)
         manager._pool = broken
 
         late = executor.submit(jobs.square, 5)
         error = late.exception(RESULT_TIMEOUT)
         assert isinstance(error, BrokenProcessPool)
-        assert "could not be sent to the pool's workers" in str(error)
-        # Replaced, as a pool that breaks under a job is.
+        assert "closed" in str(error.__cause__)
         assert executor.submit(jobs.square, 6).result(RESULT_TIMEOUT) == 36
         assert manager.pool is not broken
-    assert len(executor_warnings(caplog)) == 2
+
+
+@fast_path_only
+def test_a_job_that_cannot_start_the_pool_leaves_nothing_behind(
+    bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting the pool's workers or its thread can fail (no memory to fork, too many
+    # threads). The job then fails in 'submit', and the pool must not count it among its
+    # jobs, or it would wait for it for ever at shutdown.
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    pool: t.Any = executor._state()[1].manager.pool
+
+    def cannot_start() -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(pool, "_start_executor_manager_thread", cannot_start)
+    with app.app_context():
+        with pytest.raises(OSError, match="temporarily unavailable"):
+            executor.submit(jobs.square, 2)
+        monkeypatch.undo()
+        assert executor.submit(jobs.square, 3).result(RESULT_TIMEOUT) == 9
+        shutdown = threading.Thread(target=executor.shutdown)
+        shutdown.start()
+        shutdown.join(RESULT_TIMEOUT)
+        assert not shutdown.is_alive()
 
 
 def held_worker_and_queue(

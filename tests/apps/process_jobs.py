@@ -154,6 +154,31 @@ class Tally:
         return self.calls
 
 
+def make_counter(start: int) -> t.Callable[[], int]:
+    count = [start]
+
+    def counter() -> int:
+        count[0] += 1
+        return count[0]
+
+    return counter
+
+
+class PicklesAsClosure:
+    """Unpickles as a closure with state of its own: a plain function, in the worker."""
+
+    def __reduce__(self) -> tuple[t.Any, ...]:
+        return (make_counter, (0,))
+
+    def __call__(self) -> int:
+        raise AssertionError("only the closure it unpickles as runs")
+
+
+class Box:
+    def holds(self, other: object) -> bool:
+        return other is self
+
+
 class TwoPartError(Exception):
     """Pickles, but cannot be rebuilt from what pickles: its one argument, the message."""
 

@@ -143,13 +143,15 @@ class Settings:
     """How big each figure is; ``--quick`` shrinks everything."""
 
     quick: bool
+    #: Rounds of figures 1 to 5, and of the FutureCollection operations.
     rounds: int
+    #: Rounds of the scale figures, whose largest size takes seconds a round.
+    scale_rounds: int
     workers: int
     round_trips: int
     batch: int
     coroutine_jobs: int
     process_round_trips: int
-    process_rounds: int
     scale_sizes: tuple[int, ...]
     stored_sizes: tuple[int, ...]
     collection_sizes: tuple[int, int]
@@ -161,12 +163,12 @@ class Settings:
             return cls(
                 quick=True,
                 rounds=rounds or 3,
+                scale_rounds=rounds or 3,
                 workers=workers,
                 round_trips=200,
                 batch=400,
                 coroutine_jobs=100,
                 process_round_trips=100,
-                process_rounds=rounds or 3,
                 scale_sizes=(10**2, 10**3),
                 stored_sizes=(10**2, 10**3),
                 collection_sizes=(10**2, 10**3),
@@ -174,17 +176,18 @@ class Settings:
             )
         return cls(
             quick=False,
-            rounds=rounds or 9,
+            # Many short rounds: on a shared machine the cost of waking a thread or a
+            # process drifts by 15% within seconds, and short rounds that alternate let
+            # that drift fall on both sides alike. Two identical bare pools measured
+            # against each other (an A/A run) differ by up to 4% this way; with 9 rounds
+            # of 2,000 round trips or of 4,000-job batches, by 15% to 110%.
+            rounds=rounds or 41,
+            scale_rounds=rounds or 9,
             workers=workers,
-            round_trips=2_000,
+            round_trips=1_000,
             batch=4_000,
             coroutine_jobs=1_000,
-            # Many short rounds: a process round trip drifts with the machine's state by
-            # 15% over a few seconds, and short rounds that alternate let that drift fall
-            # on both sides alike. Two bare pools measured against each other this way
-            # differ by 2 to 4%; with 9 rounds of 1,000, by up to 17%.
             process_round_trips=100,
-            process_rounds=rounds or 41,
             scale_sizes=(10**3, 10**4, 10**5),
             stored_sizes=(10**3, 10**4),
             collection_sizes=(10**3, 10**5),
@@ -466,7 +469,7 @@ def figure_5(s: Settings) -> list[Row]:
                 one_at_a_time(pool.submit, bare_process_job),
                 one_at_a_time(executor.submit, flask_process_job),
                 s.process_round_trips,
-                s.process_rounds,
+                s.rounds,
             )
         # For comparison, not a goal: from a view, the worker also rebuilds the request
         # (its environ, view_args and g travel with every job).
@@ -477,7 +480,7 @@ def figure_5(s: Settings) -> list[Row]:
                 one_at_a_time(pool.submit, bare_job),
                 one_at_a_time(executor.submit, flask_job),
                 s.process_round_trips,
-                s.process_rounds,
+                s.rounds,
             )
     finally:
         executor.shutdown()
@@ -553,7 +556,7 @@ def _flat_rows(
     """
     rows = []
     for size in sizes:
-        b, f = side_by_side(bare, flask, size, s.rounds)
+        b, f = side_by_side(bare, flask, size, s.scale_rounds)
         rows.append(Row(f"{label}, {size:,} jobs", b, f, "us/job"))
     rows.append(_growth_row(f"{label}: growth, max/min", rows))
     return rows
@@ -766,9 +769,9 @@ def header(s: Settings) -> str:
             f"Python {platform.python_version()} ({platform.python_implementation()}),"
             f" Flask {version('flask')}, Werkzeug {version('werkzeug')},"
             f" {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
-            f"{mode} mode: median of {s.rounds} rounds ({s.process_rounds} of"
-            f" {s.process_round_trips} for figure 5), sides alternating;"
-            f" pools of {s.workers} workers; us = microseconds",
+            f"{mode} mode: median of {s.rounds} rounds ({s.scale_rounds} for the scale"
+            f" figures), sides alternating; pools of {s.workers} workers;"
+            f" us = microseconds",
         )
     )
 
@@ -776,7 +779,9 @@ def header(s: Settings) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes; never fails on goals")
-    parser.add_argument("--rounds", type=int, help="rounds per figure (default 9; quick 3)")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds per figure (default 41, 9 for scale; quick 3)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="pool size on both sides")
     parser.add_argument("--only", help="comma-separated figure numbers, such as 1,3")
     parser.add_argument(

@@ -6,15 +6,16 @@ Run from the repository root::
     python benchmarks/run.py --quick   # tiny sizes, 3 rounds: proves the script runs (CI)
     python benchmarks/run.py --only 1,3
 
-Each figure does the same work two ways: on a bare :mod:`concurrent.futures` pool, and
-through flask-executor on a pool of the same kind and size. In the thread figures both
-sides run the same job, which reads ``request.path`` and ``g.user``; the bare side runs
-it in a copy of the caller's context variables, as ``asyncio.to_thread`` does, which is
-all a bare pool can do for it (see "The jobs" below). The process figure's job reads
-``current_app`` against a bare job that returns a constant. The two sides alternate which
-goes first, round by round, so that a neighbour's load or a CPU clock change falls on
-both alike; each figure reports the median of the rounds. The figures and their goals
-are those of issue 5; docs/performance.rst explains each one.
+Each figure does the same work two ways on one :mod:`concurrent.futures` pool: through
+flask-executor, and submitted to the bare pool itself (the very pool flask-executor runs
+on, see 'pool_of'). In the thread figures both sides run the same job, which reads
+``request.path`` and ``g.user``; the bare side runs it in a copy of the caller's context
+variables, as ``asyncio.to_thread`` does, which is all a bare pool can do for it (see
+"The jobs" below). The process figure's job reads ``current_app`` against a bare job
+that returns a constant. The two sides alternate which goes first, over many short
+rounds, so that a neighbour's load or a CPU clock change falls on both alike; each
+figure reports the median of the rounds. The figures and their goals are those of
+issue 5; docs/performance.rst explains each one.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class Settings:
     quick: bool
     #: Rounds of figures 1 to 5, and of the FutureCollection operations.
     rounds: int
-    #: Rounds of the scale figures, whose largest size takes seconds a round.
+    #: Rounds of the scale figure's largest size, which takes seconds a round.
     scale_rounds: int
     workers: int
     round_trips: int
@@ -179,8 +180,8 @@ class Settings:
             # Many short rounds: on a shared machine the cost of waking a thread or a
             # process drifts by 15% within seconds, and short rounds that alternate let
             # that drift fall on both sides alike. Two identical bare pools measured
-            # against each other (an A/A run) differ by up to 4% this way; with 9 rounds
-            # of 2,000 round trips or of 4,000-job batches, by 15% to 110%.
+            # against each other (an A/A run) differed by up to 6% over 41 rounds, and
+            # by 15% to 110% over 9 rounds of 2,000 round trips or 4,000-job batches.
             rounds=rounds or 41,
             scale_rounds=rounds or 9,
             workers=workers,
@@ -338,24 +339,39 @@ def _teardown(exc: BaseException | None) -> None:
     pass
 
 
+def pool_of(app: Flask, executor: Executor) -> t.Any:
+    """The pool that ``executor`` runs ``app``'s jobs on: the bare side's pool too.
+
+    Both sides share one pool, its threads or processes, so that the operating system
+    treats them alike. A pool's round trip depends on how the scheduler places its
+    threads, and that follows what they did in the last tens of milliseconds: with a
+    pool for each side, a round that came right after the other pool's round ran up to
+    40% faster than one after its own, and the median fell now on one side of that gap,
+    now on the other. Two identical bare pools measured against each other (an A/A
+    run) differed by up to 6% over 41 rounds; one pool against itself, by 1%. (This
+    reaches into the executor: no public API hands out its pool, on purpose.)
+    """
+    with app.app_context():
+        return executor._state()[1].manager.pool
+
+
 @contextlib.contextmanager
 def thread_sides(
     s: Settings, **config: t.Any
 ) -> t.Iterator[tuple[Executor, concurrent.futures.ThreadPoolExecutor]]:
     """The two sides of a thread figure, inside the request the jobs read.
 
-    Yields flask-executor and a bare pool of the same size, with a test request context
-    pushed and ``g.user`` set; both pools are shut down afterwards.
+    Yields flask-executor and the bare pool it runs on (see :func:`pool_of`), with a
+    test request context pushed and ``g.user`` set; the pool is shut down afterwards.
     """
     app, executor = make_app(s, **config)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=s.workers)
     try:
+        pool = pool_of(app, executor)
         with app.test_request_context(PATH):
             g.user = USER
             yield executor, pool
     finally:
         executor.shutdown()
-        pool.shutdown()
 
 
 # -- The figures -----------------------------------------------------------------------------
@@ -452,9 +468,7 @@ def figure_5(s: Settings) -> list[Row]:
     app, executor = make_app(
         s, EXECUTOR_TYPE="process", EXECUTOR_POOL_KWARGS={"mp_context": "fork"}
     )
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=s.workers, mp_context=multiprocessing.get_context("fork")
-    )
+    pool = pool_of(app, executor)
     try:
         with app.app_context():
             # Fork-started pools start every worker at the first job; this wait is for
@@ -484,7 +498,6 @@ def figure_5(s: Settings) -> list[Row]:
             )
     finally:
         executor.shutdown()
-        pool.shutdown()
     return [
         Row("5 process round trip (fork)", bare, flask, "us/job", max_ratio=1.2),
         Row("5 ... from a request, reading it", bare_request, flask_request, "us/job"),
@@ -556,7 +569,8 @@ def _flat_rows(
     """
     rows = []
     for size in sizes:
-        b, f = side_by_side(bare, flask, size, s.scale_rounds)
+        rounds = s.rounds if size < max(s.scale_sizes) else s.scale_rounds
+        b, f = side_by_side(bare, flask, size, rounds)
         rows.append(Row(f"{label}, {size:,} jobs", b, f, "us/job"))
     rows.append(_growth_row(f"{label}: growth, max/min", rows))
     return rows
@@ -769,9 +783,9 @@ def header(s: Settings) -> str:
             f"Python {platform.python_version()} ({platform.python_implementation()}),"
             f" Flask {version('flask')}, Werkzeug {version('werkzeug')},"
             f" {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
-            f"{mode} mode: median of {s.rounds} rounds ({s.scale_rounds} for the scale"
-            f" figures), sides alternating; pools of {s.workers} workers;"
-            f" us = microseconds",
+            f"{mode} mode: median of {s.rounds} rounds ({s.scale_rounds} for"
+            f" {max(s.scale_sizes):,} jobs), sides alternating on one pool of"
+            f" {s.workers} workers; us = microseconds",
         )
     )
 
@@ -780,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes; never fails on goals")
     parser.add_argument(
-        "--rounds", type=int, help="rounds per figure (default 41, 9 for scale; quick 3)"
+        "--rounds", type=int, help="rounds per figure (default 41, 9 at 100,000 jobs; quick 3)"
     )
     parser.add_argument("--workers", type=int, default=4, help="pool size on both sides")
     parser.add_argument("--only", help="comma-separated figure numbers, such as 1,3")

@@ -109,7 +109,8 @@ def _hand_over(
     task._source = source
     # If the job is already done, 'add_done_callback' runs the follower right here, in the
     # submitting thread, and the job's callbacks with it. The flag lets the follower see
-    # that and move to a thread of its own: callbacks never run in the submitting thread.
+    # that and move to a thread of its own: the callbacks of a job that ran never run in
+    # the submitting thread.
     _submitting.active = True
     try:
         source.add_done_callback(_Follower(manager, pool, task))
@@ -168,24 +169,20 @@ def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call
         work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, call, {})
         work_id = pool._queue_count
         pool._queue_count = work_id + 1
+        # Workers and the manager thread first: if one cannot be started, the job is in
+        # none of the pool's queues yet, and only its 'submit' fails.
+        workers = len(pool._processes)
+        if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
+            pool._adjust_process_count()
+        pool._start_executor_manager_thread()
         if pool._pending_work_items:
             # Behind the others, which the pool's manager thread sends in order as
             # workers come free.
             pool._pending_work_items[work_id] = work_item
             pool._work_ids.put(work_id)
-            try:
-                if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
-                    pool._adjust_process_count()
-                pool._start_executor_manager_thread()
-            finally:
-                # Woken after a worker is started, so that it watches that one too.
-                pool._executor_manager_thread_wakeup.wakeup()
-            failure = _failure_if_broken(pool, work_id)
+            pool._executor_manager_thread_wakeup.wakeup()
+            failure = _failure_if_broken(pool)
         else:
-            workers = len(pool._processes)
-            if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
-                pool._adjust_process_count()
-            pool._start_executor_manager_thread()
             failure = _send_now(pool, work_item, work_id)
             if len(pool._processes) != workers:
                 # A worker was started for this job. The manager thread watches the
@@ -214,40 +211,41 @@ def _send_now(
     other job pending goes this way: none submitted before it, queued or on its way from
     the manager thread, can then be overtaken, and the call queue has room.
     """
-    side = work_item.future
-    pool._pending_work_items[work_id] = work_item
     # Marked running before it is sent, as the manager thread does, so that from here on
     # it cannot be cancelled. The only other thread that can have seen the task is one
-    # that took it from 'executor.futures' and cancelled it meanwhile.
-    if not side.set_running_or_notify_cancel():
-        pool._pending_work_items.pop(work_id, None)
+    # that took it from 'executor.futures' and cancelled it meanwhile; the pool then
+    # never hears of it.
+    if not work_item.future.set_running_or_notify_cancel():
         return None
     try:
+        pool._pending_work_items[work_id] = work_item
         pool._call_queue.put(  # type: ignore[attr-defined]
             _cf_process._CallItem(work_id, work_item.fn, work_item.args, {}), block=False
         )
     except BaseException as e:
-        pool._pending_work_items.pop(work_id, None)
         if pool._broken:
             # The pool broke, and closed its call queue, in the instant since the check
-            # (on Python 3.9 to 3.11, whose manager thread does not take the lock for it).
+            # (see '_failure_if_broken'); the job stays in the broken pool's records.
             error: BaseException = _cf_process.BrokenProcessPool(pool._broken)
             error.__cause__ = e
             return error
+        # Most likely the call queue's writer thread could not be started (too many
+        # threads, or the interpreter exiting): this job fails with the reason.
+        pool._pending_work_items.pop(work_id, None)
         return e
-    return _failure_if_broken(pool, work_id)
+    return _failure_if_broken(pool)
 
 
-def _failure_if_broken(
-    pool: concurrent.futures.ProcessPoolExecutor, work_id: int
-) -> BaseException | None:
-    # On Python 3.9 to 3.11 the pool's manager thread marks a broken pool broken, fails the
-    # jobs it holds and forgets them, all without taking the pool's lock: a job added in
-    # the meantime would never be sent, nor failed. The pool is marked first, so a job
-    # that does not see the mark now is among those the manager thread fails.
+def _failure_if_broken(pool: concurrent.futures.ProcessPoolExecutor) -> BaseException | None:
+    # On Python 3.9 to 3.11 the pool's manager thread marks a broken pool broken, then
+    # fails the jobs it holds and forgets them, without taking the pool's lock (3.12 takes
+    # it, so this finds nothing there). A job added in the meantime might be neither sent
+    # nor failed. The pool is marked first, so a job that does not see the mark now is
+    # among those the manager thread fails. One that does is failed here, and left in
+    # the pool's records: the manager thread may be going through them, and would stop
+    # with an error if one went missing under it.
     if not pool._broken:
         return None
-    pool._pending_work_items.pop(work_id, None)
     return _cf_process.BrokenProcessPool(pool._broken)
 
 
@@ -418,7 +416,8 @@ def _run_pickled_call(function: bytes | None, call: bytes) -> t.Any:
 # worker never hands one job's callable, changed, to the next. The one difference for a
 # plain function: once its reference is cached, it is sent by name even if its module
 # has since bound that name to something else (a reload, a test's patch), where pickling
-# it again would have failed; the worker runs what the name leads to there.
+# it again would have failed; the worker runs what the name led to there when it first
+# loaded it.
 
 _references: dict[types.FunctionType, bytes] = {}  # in the submitting process
 _functions: dict[bytes, t.Callable[..., t.Any]] = {}  # in a worker

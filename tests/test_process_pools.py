@@ -738,6 +738,35 @@ def test_a_job_that_cannot_start_the_pool_leaves_nothing_behind(
         assert not shutdown.is_alive()
 
 
+@fast_path_only
+def test_a_job_that_cannot_start_a_busy_pool_never_runs(
+    bind: Bind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same with another job running: the refused job must not be queued behind it
+    # and run later, when its 'submit' has already raised.
+    app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    with app.app_context(), Gate() as gate:
+        held = executor.submit(jobs.pass_gate, gate.port, "held")
+        assert gate.wait_for(1) == ["held"]
+        pool: t.Any = executor._state()[1].manager.pool
+
+        def cannot_start() -> None:
+            raise OSError("Resource temporarily unavailable")
+
+        monkeypatch.setattr(pool, "_start_executor_manager_thread", cannot_start)
+        with pytest.raises(OSError, match="temporarily unavailable"):
+            executor.submit(jobs.pass_gate, gate.port, "refused")
+        monkeypatch.undo()
+        gate.open()
+        assert held.result(RESULT_TIMEOUT) == "held"
+        # Had the refused job been queued, it would now wait at the closed gate, and
+        # shutdown would wait for it.
+        shutdown = threading.Thread(target=executor.shutdown)
+        shutdown.start()
+        shutdown.join(RESULT_TIMEOUT)
+        assert not shutdown.is_alive()
+
+
 def held_worker_and_queue(
     app: Flask, executor: Executor, gate: Gate
 ) -> tuple[FutureProxy[str], list[FutureProxy[int]]]:

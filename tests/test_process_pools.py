@@ -592,6 +592,23 @@ fast_path_only = pytest.mark.skipif(
 )
 
 
+def make_unable_to_start(pool: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make starting ``pool``'s workers or thread fail, as with no memory left to fork."""
+
+    def cannot_start() -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(pool, "_start_executor_manager_thread", cannot_start)
+
+
+def assert_shutdown_finishes(executor: Executor) -> None:
+    """The pool waits at shutdown for every job it holds: it must hold none for ever."""
+    shutdown = threading.Thread(target=executor.shutdown)
+    shutdown.start()
+    shutdown.join(RESULT_TIMEOUT)
+    assert not shutdown.is_alive()
+
+
 @fast_path_only
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
 def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_path: Path) -> None:
@@ -639,11 +656,7 @@ def test_a_job_cancelled_on_its_way_to_an_idle_pool_is_dropped(bind: Bind) -> No
         future = executor.submit_stored("job", jobs.square, arg)
         assert future.cancelled()
         assert executor.submit(jobs.square, 4).result(RESULT_TIMEOUT) == 16
-        # The pool waits at shutdown for every job it holds: it must not hold this one.
-        shutdown = threading.Thread(target=executor.shutdown)
-        shutdown.start()
-        shutdown.join(RESULT_TIMEOUT)
-        assert not shutdown.is_alive()
+        assert_shutdown_finishes(executor)
 
 
 def break_after_the_checks(pool: t.Any, monkeypatch: pytest.MonkeyPatch, why: str) -> None:
@@ -721,21 +734,13 @@ def test_a_job_that_cannot_start_the_pool_leaves_nothing_behind(
     # threads). The job then fails in 'submit', and the pool must not count it among its
     # jobs, or it would wait for it for ever at shutdown.
     app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
-    pool: t.Any = executor._state()[1].manager.pool
-
-    def cannot_start() -> None:
-        raise OSError("Resource temporarily unavailable")
-
-    monkeypatch.setattr(pool, "_start_executor_manager_thread", cannot_start)
+    make_unable_to_start(executor._state()[1].manager.pool, monkeypatch)
     with app.app_context():
         with pytest.raises(OSError, match="temporarily unavailable"):
             executor.submit(jobs.square, 2)
         monkeypatch.undo()
         assert executor.submit(jobs.square, 3).result(RESULT_TIMEOUT) == 9
-        shutdown = threading.Thread(target=executor.shutdown)
-        shutdown.start()
-        shutdown.join(RESULT_TIMEOUT)
-        assert not shutdown.is_alive()
+        assert_shutdown_finishes(executor)
 
 
 @fast_path_only
@@ -748,12 +753,7 @@ def test_a_job_that_cannot_start_a_busy_pool_never_runs(
     with app.app_context(), Gate() as gate:
         held = executor.submit(jobs.pass_gate, gate.port, "held")
         assert gate.wait_for(1) == ["held"]
-        pool: t.Any = executor._state()[1].manager.pool
-
-        def cannot_start() -> None:
-            raise OSError("Resource temporarily unavailable")
-
-        monkeypatch.setattr(pool, "_start_executor_manager_thread", cannot_start)
+        make_unable_to_start(executor._state()[1].manager.pool, monkeypatch)
         with pytest.raises(OSError, match="temporarily unavailable"):
             executor.submit(jobs.pass_gate, gate.port, "refused")
         monkeypatch.undo()
@@ -761,10 +761,7 @@ def test_a_job_that_cannot_start_a_busy_pool_never_runs(
         assert held.result(RESULT_TIMEOUT) == "held"
         # Had the refused job been queued, it would now wait at the closed gate, and
         # shutdown would wait for it.
-        shutdown = threading.Thread(target=executor.shutdown)
-        shutdown.start()
-        shutdown.join(RESULT_TIMEOUT)
-        assert not shutdown.is_alive()
+        assert_shutdown_finishes(executor)
 
 
 def held_worker_and_queue(

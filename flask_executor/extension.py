@@ -521,9 +521,7 @@ class Executor(concurrent.futures.Executor):
             g_values = None
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
-            return self._start(
-                app, state, job_app, variables.copy(), g_values, fn, args, {}, None
-            )
+            return self._start(app, state, job_app, variables.copy(), g_values, fn, args, {}, None)
 
         return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
 

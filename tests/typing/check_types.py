@@ -66,6 +66,22 @@ def check_submit() -> None:
     assert_type(executor.submit(greet, "ada", punctuation="?"), FutureProxy[str])
     assert_type(executor.submit_stored("key", add, 1, 2), FutureProxy[int])
     assert_type(executor.submit(add, 1, 2).result(), int)
+    # Keywords, as Flask-Executor 1.0 took them: the result type still comes through.
+    assert_type(executor.submit(fn=add, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit(fn=aadd, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit_stored(future_key="key", fn=add, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit_stored("key", fn=greet, name="ada"), FutureProxy[str])
+
+
+def check_concurrent_futures_executor() -> None:
+    import concurrent.futures
+
+    base: concurrent.futures.Executor = executor
+    del base
+    with executor as entered:
+        assert_type(entered, Executor)
+    assert_type(executor.pool, concurrent.futures.Executor)
+    assert_type(executor.max_workers, t.Optional[int])
 
 
 async def check_await() -> None:
@@ -89,6 +105,8 @@ def check_errors() -> None:
     executor.submit(add, 1)  # type: ignore[call-overload]
     executor.submit(aadd, "1", 2)  # type: ignore[call-overload]
     executor.submit_stored("key", add, "1", 2)  # type: ignore[call-overload]
+    executor.submit()  # type: ignore[call-overload]
+    executor.submit(fn=add, a=1, b=2).result().upper()  # type: ignore[attr-defined]
 
 
 def check_future_is_a_future(future: FutureProxy[int]) -> None:

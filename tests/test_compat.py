@@ -12,6 +12,7 @@ import concurrent.futures
 import contextvars
 import gc
 import importlib.metadata
+import inspect
 import threading
 import typing as t
 import weakref
@@ -27,6 +28,8 @@ from flask import request
 from flask.globals import _cv_app
 from flask_executor import Executor
 from flask_sqlalchemy import SQLAlchemy
+
+from apps import process_jobs as jobs
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("compat_request_id")
 
@@ -215,6 +218,35 @@ def test_init_app_again_replaces_the_binding_and_frees_the_old_pool(app: Flask) 
     executor.shutdown()
 
 
+@pytest.mark.timeout(60)
+# Python 3.12+ warns when fork forks a process that runs threads; fork is chosen here
+# because the worker then has the test's modules without importing them.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_init_app_again_lets_a_process_pools_job_finish(app: Flask) -> None:
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"mp_context": "fork"}
+    executor = Executor(app)
+    with jobs.Gate() as gate:
+        running = executor.submit(jobs.pass_gate, gate.port, "old")
+        assert gate.wait_for(1) == ["old"]
+        old_pool_ref = weakref.ref(executor.pool)
+        executor.init_app(app)  # returns while the job is held in the old pool's worker
+        assert not running.done()
+        assert executor.submit(jobs.square, 3).result(30) == 9
+        gate.open()
+        assert running.result(30) == "old"
+    old_pool = old_pool_ref()
+    if old_pool is not None:  # its manager thread may still hold it, letting its worker go
+        manager_thread = t.cast(t.Any, old_pool)._executor_manager_thread
+        del old_pool
+        if manager_thread is not None:
+            manager_thread.join(30)
+    gc.collect()
+    assert old_pool_ref() is None
+    executor.shutdown()
+
+
 @pytest.mark.timeout(30)
 def test_init_app_again_while_jobs_are_queued(app: Flask) -> None:
     # The old pool is shut down without cancelling: queued jobs still run.
@@ -274,6 +306,26 @@ class _RecordingPool(concurrent.futures.ThreadPoolExecutor):
 
 def test_is_a_concurrent_futures_executor(executor: Executor) -> None:
     assert isinstance(executor, concurrent.futures.Executor)
+
+
+@pytest.mark.parametrize("method", ["submit", "map", "shutdown"])
+def test_methods_take_every_call_the_base_class_takes(method: str) -> None:
+    # Checked on the running Python: its base class is the one code is written against
+    # (Python 3.14 adds 'buffersize' to 'map', which this executor has as well).
+    base = inspect.signature(getattr(concurrent.futures.Executor, method)).parameters
+    ours = inspect.signature(getattr(Executor, method)).parameters
+    for name, param in base.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            assert any(p.kind == param.kind for p in ours.values()), name
+            continue
+        assert name in ours, name
+        assert ours[name].kind == param.kind, name
+        if param.default is not param.empty:
+            assert ours[name].default == param.default, name
+    # What the base class lacks must be optional.
+    for name, param in ours.items():
+        if name not in base and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            assert param.default is not param.empty, name
 
 
 @pytest.mark.timeout(20)

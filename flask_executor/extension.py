@@ -242,12 +242,12 @@ class Executor(concurrent.futures.Executor):
         .. versionadded:: 2.0
             Replaces 1.0's ``executor._max_workers``.
         """
-        manager = self._state()[1].manager
-        configured = manager.config.max_workers
+        state = self._state()[1]
+        configured = state.config.max_workers
         if configured is not None:
             return configured
         try:
-            pool = manager.pool
+            pool = state.manager.pool
         except RuntimeError:  # shut down: there is no pool to ask
             return None
         chosen = getattr(pool, "_max_workers", None)
@@ -319,7 +319,7 @@ class Executor(concurrent.futures.Executor):
         # A positional-only parameter leaves its name free for **kwargs: 'fn=' given
         # as a keyword lands there, and is taken out only when 'fn' was not given first.
         if fn is _MISSING:
-            fn = _keyword_argument("submit", "fn", "the function to run", kwargs)
+            fn = _keyword_argument("submit", "fn", "the function to run", "first", kwargs)
         return self._submit(fn, args, kwargs)
 
     @t.overload
@@ -369,9 +369,9 @@ class Executor(concurrent.futures.Executor):
             is then not run.
         """
         if future_key is _MISSING:
-            future_key = _keyword_argument("submit_stored", "future_key", "a key", kwargs)
+            future_key = _keyword_argument("submit_stored", "future_key", "a key", "first", kwargs)
         if fn is _MISSING:
-            fn = _keyword_argument("submit_stored", "fn", "the function to run", kwargs)
+            fn = _keyword_argument("submit_stored", "fn", "the function to run", "second", kwargs)
         return self._submit(fn, args, kwargs, future_key=future_key)
 
     def _submit(
@@ -572,12 +572,14 @@ class Executor(concurrent.futures.Executor):
         self._state()[1].manager.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def _keyword_argument(method: str, name: str, what: str, kwargs: dict[str, t.Any]) -> t.Any:
+def _keyword_argument(
+    method: str, name: str, what: str, position: str, kwargs: dict[str, t.Any]
+) -> t.Any:
     try:
         return kwargs.pop(name)
     except KeyError:
         raise TypeError(
-            f"'{method}' needs {what}: pass it as its first argument, or as '{name}='."
+            f"'{method}' needs {what}: pass it as its {position} argument, or as '{name}='."
         ) from None
 
 

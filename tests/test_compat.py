@@ -141,7 +141,9 @@ def test_submit_without_a_function_names_what_is_missing(executor: Executor) -> 
     )
     with pytest.raises(TypeError) as info:
         executor.submit_stored("key")  # type: ignore[call-overload]
-    assert "'submit_stored' needs the function to run" in str(info.value)
+    assert str(info.value) == (
+        "'submit_stored' needs the function to run: pass it as its second argument, or as 'fn='."
+    )
     assert executor.futures.keys() == []
 
 

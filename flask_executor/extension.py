@@ -15,6 +15,8 @@ import weakref
 from . import context
 from . import process_tasks
 from . import tasks
+from ._arguments import MISSING
+from ._arguments import pop_keyword
 from .config import config_prefix
 from .config import read_config
 from .config import validate_name
@@ -42,16 +44,6 @@ logger = logging.getLogger("flask_executor")
 P = ParamSpec("P")
 R = t.TypeVar("R")
 _DoneCallback = t.Callable[[concurrent.futures.Future[t.Any]], object]
-
-
-class _Missing:
-    """The default of ``submit``'s positional parameters, which may come as keywords."""
-
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: t.Any = _Missing()
 
 
 class _AppState:
@@ -296,7 +288,7 @@ class Executor(concurrent.futures.Executor):
     # mypy does not know that a keyword named like a positional-only parameter goes to
     # '**kwargs', and so believes this cannot take 'fn=' (it can; see below).
     def submit(  # type: ignore[misc]
-        self, fn: t.Callable[..., t.Any] = _MISSING, /, *args: t.Any, **kwargs: t.Any
+        self, fn: t.Callable[..., t.Any] = MISSING, /, *args: t.Any, **kwargs: t.Any
     ) -> FutureProxy[t.Any]:
         """Run ``fn(*args, **kwargs)`` in the background and return its future.
 
@@ -316,10 +308,9 @@ class Executor(concurrent.futures.Executor):
         .. versionchanged:: 2.0
             Works outside app and request contexts; accepts coroutine functions.
         """
-        # A positional-only parameter leaves its name free for **kwargs: 'fn=' given
-        # as a keyword lands there, and is taken out only when 'fn' was not given first.
-        if fn is _MISSING:
-            fn = _keyword_argument("submit", "fn", "the function to run", "first", kwargs)
+        # 'fn=' given as a keyword is in 'kwargs'; see '_arguments'.
+        if fn is MISSING:
+            fn = pop_keyword("submit", "fn", "the function to run", "first", kwargs)
         return self._submit(fn, args, kwargs)
 
     @t.overload
@@ -354,8 +345,8 @@ class Executor(concurrent.futures.Executor):
 
     def submit_stored(  # type: ignore[misc]  # as 'submit'
         self,
-        future_key: t.Hashable = _MISSING,
-        fn: t.Callable[..., t.Any] = _MISSING,
+        future_key: t.Hashable = MISSING,
+        fn: t.Callable[..., t.Any] = MISSING,
         /,
         *args: t.Any,
         **kwargs: t.Any,
@@ -368,10 +359,10 @@ class Executor(concurrent.futures.Executor):
         :raises ValueError: if a future is already stored under ``future_key``; the job
             is then not run.
         """
-        if future_key is _MISSING:
-            future_key = _keyword_argument("submit_stored", "future_key", "a key", "first", kwargs)
-        if fn is _MISSING:
-            fn = _keyword_argument("submit_stored", "fn", "the function to run", "second", kwargs)
+        if future_key is MISSING:
+            future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
+        if fn is MISSING:
+            fn = pop_keyword("submit_stored", "fn", "the function to run", "second", kwargs)
         return self._submit(fn, args, kwargs, future_key=future_key)
 
     def _submit(
@@ -570,17 +561,6 @@ class Executor(concurrent.futures.Executor):
         :param cancel_futures: Cancel the jobs that have not started.
         """
         self._state()[1].manager.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-
-def _keyword_argument(
-    method: str, name: str, what: str, position: str, kwargs: dict[str, t.Any]
-) -> t.Any:
-    try:
-        return kwargs.pop(name)
-    except KeyError:
-        raise TypeError(
-            f"'{method}' needs {what}: pass it as its {position} argument, or as '{name}='."
-        ) from None
 
 
 def _deprecated(attribute: str, instead: str) -> None:

@@ -128,6 +128,24 @@ def test_submit_stored_with_keywords_as_flask_shell2http_calls_it(executor: Exec
     assert executor.futures.keys() == ["job-1", "job-2"]
 
 
+@pytest.mark.timeout(20)
+def test_job_submit_stored_with_the_key_as_a_keyword(executor: Executor) -> None:
+    @executor.job
+    def job(**kwargs: t.Any) -> dict[str, t.Any]:
+        return kwargs
+
+    future = job.submit_stored(future_key="k", n=1)
+    assert executor.futures.get("k") is future
+    assert future.result(10) == {"n": 1}
+    # Given first, the key leaves the keyword to the job.
+    assert job.submit_stored("k2", future_key="x").result(10) == {"future_key": "x"}
+    with pytest.raises(TypeError) as info:
+        job.submit_stored(n=1)  # type: ignore[call-overload]
+    assert str(info.value) == (
+        "'submit_stored' needs a key: pass it as its first argument, or as 'future_key='."
+    )
+
+
 def test_submit_without_a_function_names_what_is_missing(executor: Executor) -> None:
     with pytest.raises(TypeError) as info:
         executor.submit()  # type: ignore[call-overload]

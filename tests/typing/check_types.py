@@ -54,6 +54,7 @@ def check_jobs() -> None:
     assert_type(afib.submit(5), FutureProxy[int])
     assert_type(fib.submit_stored("key", 5), FutureProxy[int])
     assert_type(afib.submit_stored("key", 5), FutureProxy[int])
+    assert_type(fib.submit_stored(future_key="key", n=5), FutureProxy[int])
     assert_type(fib.map(range(3)), MapResult[int])
     assert_type(afib.map(range(3), buffersize=2), MapResult[int])
     for n in fib.map(range(3)):
@@ -98,7 +99,8 @@ async def check_await() -> None:
 def check_errors() -> None:
     fib.submit("x")  # type: ignore[arg-type]
     afib.submit("x")  # type: ignore[arg-type]
-    fib.submit_stored("key", "x")  # type: ignore[arg-type]
+    # Overloaded for 'future_key=' as a keyword, so a bad argument matches no overload.
+    fib.submit_stored("key", "x")  # type: ignore[call-overload]
     # 'submit' is overloaded (coroutine functions first), so mypy reports a bad
     # argument to it as matching no overload.
     executor.submit(add, 1, "2")  # type: ignore[call-overload]

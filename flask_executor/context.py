@@ -49,6 +49,7 @@ __all__ = [
     "ProcessSnapshot",
     "app_import_target",
     "capture",
+    "capture_without_app_context",
     "current_app_or_none",
     "register_app",
     "run_job",
@@ -83,6 +84,35 @@ def capture(app: Flask | None) -> tuple[contextvars.Context, dict[str, t.Any] | 
         if app_ctx is not None and app_ctx.app is app:
             g_values = app_ctx.g.__dict__.copy()
     return contextvars.copy_context(), g_values
+
+
+def capture_without_app_context(app: Flask) -> tuple[Flask | None, contextvars.Context]:
+    """Capture the caller's contexts for a job of ``EXECUTOR_PUSH_APP_CONTEXT = False``.
+
+    Such a job never gets the caller's app context object. That object, its ``g`` and
+    whatever is kept on it (a Flask-SQLAlchemy session, say) belong to the caller's
+    thread; a job that shared it would use them from another thread at the same time,
+    and would leave them to a teardown that does not wait for it. Flask-Executor 1.0
+    gave such a job a copy of the request context alone, which Flask pushes with an app
+    context of its own. So:
+
+    * During a request, the job gets the request and a fresh app context of ``app`` with
+      an empty ``g``: ``app`` is returned, for :func:`run_job` to push, and the caller's
+      variables are copied as by :func:`capture`.
+    * Otherwise, the job gets no Flask context: None is returned, and the copy of the
+      caller's variables leaves out its app context, if it has one.
+    """
+    variables = contextvars.copy_context()
+    if _cv_request.get(None) is not None:
+        return app, variables
+    if _cv_app not in variables:
+        return None, variables
+    # A variable cannot be unset in a copied Context, only left out of a new one.
+    without_app = contextvars.Context()
+    for var, value in variables.items():
+        if var is not _cv_app and var is not _cv_request:
+            without_app.run(var.set, value)
+    return None, without_app
 
 
 def run_job(

@@ -9,11 +9,14 @@ import logging
 import multiprocessing
 import sys
 import typing as t
+import warnings
 import weakref
 
 from . import context
 from . import process_tasks
 from . import tasks
+from ._arguments import MISSING
+from ._arguments import pop_keyword
 from .config import config_prefix
 from .config import read_config
 from .config import validate_name
@@ -70,7 +73,7 @@ class _AppState:
         self.app_import = context.app_import_target(config.app_import)
 
 
-class Executor:
+class Executor(concurrent.futures.Executor):
     """Runs jobs in the background, with the Flask contexts of the code that submits them.
 
     Bind it to an app now, or later with :meth:`init_app`, as with any Flask extension::
@@ -83,6 +86,10 @@ class Executor:
     One executor may be bound to several apps; each gets its own pool, config and stored
     futures, chosen through ``current_app``.
 
+    It is a :class:`concurrent.futures.Executor`, so it can be passed wherever one is
+    expected, such as :meth:`asyncio.loop.run_in_executor`, and used in a ``with``
+    block, which shuts the current app's pool down at the end, waiting for its jobs.
+
     :param app: The app to bind to now.
     :param name: Names a second (third, ...) executor. Its config keys are prefixed with
         ``NAME_``, as in ``NAME_EXECUTOR_TYPE``, and it is registered in
@@ -90,7 +97,7 @@ class Executor:
 
     .. versionchanged:: 2.0
         ``repr()`` and :meth:`job` work before :meth:`init_app`; several apps may share
-        one executor.
+        one executor. A subclass of :class:`concurrent.futures.Executor`.
     """
 
     def __init__(self, app: Flask | None = None, name: str = "") -> None:
@@ -118,46 +125,65 @@ class Executor:
 
         Nothing is started: the pool is built when the first job is submitted.
 
-        :raises RuntimeError: if an executor of this name is already registered on ``app``.
+        Binding an app again, as Flask-Executor 1.0 allowed, replaces the binding: the
+        config is read again, and the pool of the old binding is shut down without
+        waiting, so that the jobs it runs or has queued still finish and their futures
+        are settled, after which it is freed. Stored futures are kept. Another executor
+        of the same name takes over ``app.extensions`` from this one, as in 1.0.
+
+        :param app: The app, or ``current_app`` (the app it stands for is bound).
         :raises ValueError: if a config value is not allowed (the message names the key).
         :raises TypeError: if a config value is of the wrong kind.
+
+        .. versionchanged:: 2.0
+            Accepts ``current_app``; binding the same app again replaces the binding.
         """
+        # 'Executor(current_app)', as in 1.0: a proxy cannot key the weak dict of states,
+        # and would stand for a different app at each use.
+        get_current_object = getattr(app, "_get_current_object", None)
+        if get_current_object is not None:
+            app = get_current_object()
         key = self.extension_name
-        if key in app.extensions:
-            raise RuntimeError(
-                f"An extension is already registered on the app {app.name!r} as {key!r}."
-                " Give each executor on an app its own name, as in"
-                " Executor(app, name='reports')."
-            )
         config = read_config(app, self.name)
         label = f"{key!r} of app {app.name!r}"
         state = _AppState(app, config, label)
         if not state.runs_in_process and config.push_app_context and state.app_import is None:
             _warn_if_workers_cannot_find_app(config, config_prefix(self.name))
+        old_state = self._states.get(app)
+        if old_state is not None:
+            # The results of stored jobs are still to be fetched, as in 1.0, whose
+            # executor kept one collection whatever 'init_app' did.
+            for future_key, future in old_state.futures.items():
+                state.futures.add(future_key, future)
         self._states[app] = state
         # Jobs of an executor bound to one app find its state without a weak dict
         # lookup, in a view or outside any app context (a CLI command, a script).
         self._sole_app = (weakref.ref(app), state) if len(self._states) == 1 else None
         app.extensions[key] = self
+        if old_state is not None:
+            # Not waiting: 'init_app' may run while the old pool has long jobs. The pool
+            # runs what it has queued and lets its workers go once that is done; it is
+            # freed when the last of its jobs lets go of it, since nothing else keeps
+            # the old state. A submit that took the old state just before this line (a
+            # re-binding while the app serves requests) fails with the usual "has been
+            # shut down" error, as a submit during 'shutdown' would.
+            old_state.manager.shutdown(wait=False)
 
     def _state(self) -> tuple[Flask, _AppState]:
-        # The app of the current app context if there is one, or else the only bound app.
-        app = context.current_app_or_none()
         sole_app = self._sole_app
         if sole_app is not None:
-            # Most executors are bound to one app: no lookup in the weak dict then.
+            # Most executors are bound to one app. That app is used whatever app context
+            # is active, even another app's, as 1.0 did after its pull request 58; and
+            # there is no lookup in the weak dict.
             bound_app = sole_app[0]()
-            if bound_app is not None and (app is None or app is bound_app):
+            if bound_app is not None:
                 return bound_app, sole_app[1]
+        # Otherwise the app of the current app context chooses, if it is bound.
+        app = context.current_app_or_none()
         if app is not None:
             state = self._states.get(app)
             if state is not None:
                 return app, state
-            raise RuntimeError(
-                f"The executor {self.extension_name!r} is not bound to the app {app.name!r}"
-                " of the current app context. Did you forget to call"
-                " 'executor.init_app(app)'?"
-            )
         states = list(self._states.items())
         if len(states) == 1:
             return states[0]
@@ -165,6 +191,12 @@ class Executor:
             raise RuntimeError(
                 f"The executor {self.extension_name!r} is not bound to any app. Call"
                 " 'executor.init_app(app)' first."
+            )
+        if app is not None:
+            raise RuntimeError(
+                f"The executor {self.extension_name!r} is bound to {len(states)} apps,"
+                f" and the app {app.name!r} of the current app context is not one of them."
+                " Did you forget to call 'executor.init_app(app)'?"
             )
         raise RuntimeError(
             f"The executor {self.extension_name!r} is bound to {len(states)} apps and no"
@@ -176,6 +208,61 @@ class Executor:
     def futures(self) -> FutureCollection:
         """The futures stored with :meth:`submit_stored`, for the current app."""
         return self._state()[1].futures
+
+    @property
+    def pool(self) -> concurrent.futures.Executor:
+        """The pool that runs the current app's jobs, built now if no job has yet.
+
+        A new pool replaces it after a fork, or after a worker process died; read it
+        when needed rather than keeping it.
+
+        :raises RuntimeError: after :meth:`shutdown`.
+
+        .. versionadded:: 2.0
+            Replaces 1.0's ``executor._self``.
+        """
+        return self._state()[1].manager.pool
+
+    @property
+    def max_workers(self) -> int | None:
+        """How many workers the current app's pool runs at most.
+
+        :data:`EXECUTOR_MAX_WORKERS` if it is set. Otherwise the number the pool chose
+        for itself, read from the pool, which is built for it; None for a pool that
+        does not say, or one that is shut down.
+
+        .. versionadded:: 2.0
+            Replaces 1.0's ``executor._max_workers``.
+        """
+        state = self._state()[1]
+        configured = state.config.max_workers
+        if configured is not None:
+            return configured
+        try:
+            pool = state.manager.pool
+        except RuntimeError:  # shut down: there is no pool to ask
+            return None
+        chosen = getattr(pool, "_max_workers", None)
+        return chosen if isinstance(chosen, int) else None
+
+    # 1.0 forwarded unknown attributes to its pool, and its own tests read these three.
+    @property
+    def _self(self) -> concurrent.futures.Executor:
+        _deprecated("_self", "use 'executor.pool'")
+        return self.pool
+
+    @property
+    def _max_workers(self) -> int | None:
+        _deprecated("_max_workers", "use 'executor.max_workers'")
+        return self.max_workers
+
+    @property
+    def _shutdown(self) -> bool:
+        _deprecated(
+            "_shutdown",
+            "after 'executor.shutdown()', submitting a job raises RuntimeError",
+        )
+        return self._state()[1].manager.is_shut_down
 
     # -- Running jobs ----------------------------------------------------------------
 
@@ -189,8 +276,19 @@ class Executor:
         self, fn: t.Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> FutureProxy[R]: ...
 
+    # 'fn' as a keyword, as 1.0 allowed: the function's arguments cannot be checked then.
+    @t.overload
     def submit(
-        self, fn: t.Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
+        self, *, fn: t.Callable[..., t.Coroutine[t.Any, t.Any, R]], **kwargs: t.Any
+    ) -> FutureProxy[R]: ...
+
+    @t.overload
+    def submit(self, *, fn: t.Callable[..., R], **kwargs: t.Any) -> FutureProxy[R]: ...
+
+    # mypy does not know that a keyword named like a positional-only parameter goes to
+    # '**kwargs', and so believes this cannot take 'fn=' (it can; see below).
+    def submit(  # type: ignore[misc]
+        self, fn: t.Callable[..., t.Any] = MISSING, /, *args: t.Any, **kwargs: t.Any
     ) -> FutureProxy[t.Any]:
         """Run ``fn(*args, **kwargs)`` in the background and return its future.
 
@@ -201,12 +299,18 @@ class Executor:
 
         The future is a :class:`concurrent.futures.Future` and can be awaited.
 
-        :raises TypeError: if ``fn`` is not callable.
+        ``fn`` may also be passed as a keyword, ``submit(fn=send_mail, address=...)``.
+        Passed first, it leaves the keyword ``fn`` to the job's own arguments.
+
+        :raises TypeError: if ``fn`` is not callable, or not given.
         :raises RuntimeError: after :meth:`shutdown`.
 
         .. versionchanged:: 2.0
             Works outside app and request contexts; accepts coroutine functions.
         """
+        # 'fn=' given as a keyword is in 'kwargs'; see '_arguments'.
+        if fn is MISSING:
+            fn = pop_keyword("submit", "fn", "the function to run", "first", kwargs)
         return self._submit(fn, args, kwargs)
 
     @t.overload
@@ -224,14 +328,41 @@ class Executor:
         self, future_key: t.Hashable, fn: t.Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> FutureProxy[R]: ...
 
+    # Keywords, as 1.0 allowed ('submit_stored(future_key=key, fn=run, cmd=cmd)').
+    @t.overload
     def submit_stored(
-        self, future_key: t.Hashable, fn: t.Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
+        self,
+        future_key: t.Hashable = ...,
+        *,
+        fn: t.Callable[..., t.Coroutine[t.Any, t.Any, R]],
+        **kwargs: t.Any,
+    ) -> FutureProxy[R]: ...
+
+    @t.overload
+    def submit_stored(
+        self, future_key: t.Hashable = ..., *, fn: t.Callable[..., R], **kwargs: t.Any
+    ) -> FutureProxy[R]: ...
+
+    def submit_stored(  # type: ignore[misc]  # as 'submit'
+        self,
+        future_key: t.Hashable = MISSING,
+        fn: t.Callable[..., t.Any] = MISSING,
+        /,
+        *args: t.Any,
+        **kwargs: t.Any,
     ) -> FutureProxy[t.Any]:
         """Like :meth:`submit`, and store the future in :attr:`futures` as ``future_key``.
+
+        ``future_key`` and ``fn`` may also be passed as keywords. Those passed first
+        leave their keywords to the job's own arguments.
 
         :raises ValueError: if a future is already stored under ``future_key``; the job
             is then not run.
         """
+        if future_key is MISSING:
+            future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
+        if fn is MISSING:
+            fn = pop_keyword("submit_stored", "fn", "the function to run", "second", kwargs)
         return self._submit(fn, args, kwargs, future_key=future_key)
 
     def _submit(
@@ -249,13 +380,19 @@ class Executor:
         app, state = self._state()
         if tasks.is_coroutine_function(fn):
             fn, args = tasks.call_coroutine_function, (fn, *args)
-        variables, g_values = context.capture(app if state.push_app_context else None)
-        return self._start(app, state, variables, g_values, fn, args, kwargs, future_key)
+        if state.push_app_context:
+            job_app: Flask | None = app
+            variables, g_values = context.capture(app)
+        else:
+            job_app, variables = context.capture_without_app_context(app)
+            g_values = None
+        return self._start(app, state, job_app, variables, g_values, fn, args, kwargs, future_key)
 
     def _start(
         self,
         app: Flask,
         state: _AppState,
+        job_app: Flask | None,
         variables: contextvars.Context,
         g_values: dict[str, t.Any] | None,
         fn: t.Callable[..., t.Any],
@@ -269,7 +406,7 @@ class Executor:
             tasks.ThreadTask() if state.runs_in_process else process_tasks.ProcessTask()
         )
         # The app whose fresh app context the job runs in, or None for none.
-        future._app = app if state.push_app_context else None
+        future._app = job_app
         future._variables = variables
         future._g_values = g_values
         # Attached before the pool sees the job, so that they always run in the worker.
@@ -367,10 +504,15 @@ class Executor:
         # Captured once, here, where the caller is; each item runs in its own copy, so
         # no two workers ever enter the same Context (1.0's "Token was created in a
         # different Context").
-        variables, g_values = context.capture(app if state.push_app_context else None)
+        if state.push_app_context:
+            job_app: Flask | None = app
+            variables, g_values = context.capture(app)
+        else:
+            job_app, variables = context.capture_without_app_context(app)
+            g_values = None
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
-            return self._start(app, state, variables.copy(), g_values, fn, args, {}, None)
+            return self._start(app, state, job_app, variables.copy(), g_values, fn, args, {}, None)
 
         return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
 
@@ -413,11 +555,22 @@ class Executor:
         """Shut the pool of the current app down, as :meth:`concurrent.futures.Executor.shutdown`.
 
         Safe to call more than once. Afterwards, submitting raises :exc:`RuntimeError`.
+        A ``with executor:`` block calls ``shutdown(wait=True)`` when it ends.
 
         :param wait: Wait until the running and queued jobs are done.
         :param cancel_futures: Cancel the jobs that have not started.
         """
         self._state()[1].manager.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _deprecated(attribute: str, instead: str) -> None:
+    warnings.warn(
+        f"'executor.{attribute}' is kept from Flask-Executor 1.0 and is deprecated;"
+        f" {instead}. It will be removed in a future version.",
+        DeprecationWarning,
+        # Points at the code that read the attribute, not at the property.
+        stacklevel=3,
+    )
 
 
 class _FailureLogger:

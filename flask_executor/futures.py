@@ -16,6 +16,9 @@ import logging
 import threading
 import typing as t
 
+# 'from flask_executor.futures import Future' worked in 1.0, whose module imported it.
+from concurrent.futures import Future as Future
+
 from . import context
 from ._fork import reset_after_fork
 

@@ -16,6 +16,9 @@ if sys.version_info >= (3, 10):
 else:  # pragma: no cover
     from typing_extensions import ParamSpec
 
+from ._arguments import MISSING
+from ._arguments import pop_keyword
+
 if t.TYPE_CHECKING:
     from .extension import Executor
     from .futures import FutureProxy
@@ -45,10 +48,21 @@ class _Job(t.Generic[P, R]):
         # functions by their module and name, which now names this object.
         return self.executor._submit(self, args, kwargs)
 
+    @t.overload
     def submit_stored(
         self, future_key: t.Hashable, /, *args: P.args, **kwargs: P.kwargs
+    ) -> FutureProxy[R]: ...
+
+    # 'future_key' as a keyword, as 1.0 allowed: the arguments cannot be checked then.
+    @t.overload
+    def submit_stored(self, *, future_key: t.Hashable, **kwargs: t.Any) -> FutureProxy[R]: ...
+
+    def submit_stored(  # type: ignore[misc]  # as 'Executor.submit'
+        self, future_key: t.Hashable = MISSING, /, *args: t.Any, **kwargs: t.Any
     ) -> FutureProxy[R]:
         """Run the function and store its future; see :meth:`Executor.submit_stored`."""
+        if future_key is MISSING:
+            future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
         return self.executor._submit(self, args, kwargs, future_key=future_key)
 
     def map(

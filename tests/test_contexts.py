@@ -731,31 +731,37 @@ def no_push(app: Flask) -> t.Iterator[Executor]:
     executor.shutdown(wait=True)
 
 
-def test_no_push_runs_in_the_callers_context(app: Flask, no_push: Executor) -> None:
+def test_no_push_runs_with_the_request_in_a_fresh_app_context(
+    app: Flask, no_push: Executor
+) -> None:
+    # As 1.0 did: the request, and the app context Flask gives every request, a fresh
+    # one with an empty g, torn down by the job. Never the view's own (test_compat.py).
     teardowns: list[int] = []
     app.teardown_appcontext(lambda exc: teardowns.append(threading.get_ident()))
 
     with app.test_request_context("/path?q=1"):
         g.user = "ada"
-        caller_g = g._get_current_object()  # type: ignore[attr-defined]
+        view_context = _cv_app.get()
 
-        def job() -> tuple[object, str, str | None, str]:
+        def job() -> tuple[bool, dict[str, t.Any], str, str | None, int]:
             g.from_job = True
-            return g._get_current_object(), request.path, request.args.get("q"), g.user  # type: ignore[attr-defined]
+            shared = _cv_app.get() is view_context
+            return shared, g_values(), request.path, request.args.get("q"), threading.get_ident()
 
-        job_g, path, query, user = no_push.submit(job).result(10)
+        shared, job_g, path, query, job_thread = no_push.submit(job).result(10)
         assert list(no_push.map(lambda n: (request.path, n), range(3))) == [
             ("/path", 0),
             ("/path", 1),
             ("/path", 2),
         ]
-        # The very same g: no fresh app context, so no copy.
-        assert job_g is caller_g
-        assert (path, query, user) == ("/path", "1", "ada")
-        assert g.from_job is True
-        # No job tore down an app context.
-        assert teardowns == []
-    assert teardowns == [threading.get_ident()]
+        assert (shared, job_g, path, query) == (False, {"from_job": True}, "/path", "1")
+        assert "from_job" not in g
+        no_push.shutdown(wait=True)
+        # One teardown per job, in its worker; the view's own has not run yet.
+        assert teardowns[0] == job_thread
+        assert len(teardowns) == 4
+    assert len(teardowns) == 5
+    assert teardowns[-1] == threading.get_ident()
 
 
 def test_no_push_outside_any_context(no_push: Executor) -> None:

@@ -54,6 +54,7 @@ def check_jobs() -> None:
     assert_type(afib.submit(5), FutureProxy[int])
     assert_type(fib.submit_stored("key", 5), FutureProxy[int])
     assert_type(afib.submit_stored("key", 5), FutureProxy[int])
+    assert_type(fib.submit_stored(future_key="key", n=5), FutureProxy[int])
     assert_type(fib.map(range(3)), MapResult[int])
     assert_type(afib.map(range(3), buffersize=2), MapResult[int])
     for n in fib.map(range(3)):
@@ -66,6 +67,22 @@ def check_submit() -> None:
     assert_type(executor.submit(greet, "ada", punctuation="?"), FutureProxy[str])
     assert_type(executor.submit_stored("key", add, 1, 2), FutureProxy[int])
     assert_type(executor.submit(add, 1, 2).result(), int)
+    # Keywords, as Flask-Executor 1.0 took them: the result type still comes through.
+    assert_type(executor.submit(fn=add, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit(fn=aadd, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit_stored(future_key="key", fn=add, a=1, b=2), FutureProxy[int])
+    assert_type(executor.submit_stored("key", fn=greet, name="ada"), FutureProxy[str])
+
+
+def check_concurrent_futures_executor() -> None:
+    import concurrent.futures
+
+    base: concurrent.futures.Executor = executor
+    del base
+    with executor as entered:
+        assert_type(entered, Executor)
+    assert_type(executor.pool, concurrent.futures.Executor)
+    assert_type(executor.max_workers, t.Optional[int])
 
 
 async def check_await() -> None:
@@ -82,13 +99,16 @@ async def check_await() -> None:
 def check_errors() -> None:
     fib.submit("x")  # type: ignore[arg-type]
     afib.submit("x")  # type: ignore[arg-type]
-    fib.submit_stored("key", "x")  # type: ignore[arg-type]
+    # Overloaded for 'future_key=' as a keyword, so a bad argument matches no overload.
+    fib.submit_stored("key", "x")  # type: ignore[call-overload]
     # 'submit' is overloaded (coroutine functions first), so mypy reports a bad
     # argument to it as matching no overload.
     executor.submit(add, 1, "2")  # type: ignore[call-overload]
     executor.submit(add, 1)  # type: ignore[call-overload]
     executor.submit(aadd, "1", 2)  # type: ignore[call-overload]
     executor.submit_stored("key", add, "1", 2)  # type: ignore[call-overload]
+    executor.submit()  # type: ignore[call-overload]
+    executor.submit(fn=add, a=1, b=2).result().upper()  # type: ignore[attr-defined]
 
 
 def check_future_is_a_future(future: FutureProxy[int]) -> None:

@@ -7,6 +7,7 @@ from .futures import FutureCollection
 from .futures import FutureProxy
 from .jobs import AsyncExecutorJob
 from .jobs import ExecutorJob
+from .lifecycle import JobState
 from .results import MapResult
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "ExecutorJob",
     "FutureCollection",
     "FutureProxy",
+    "JobState",
     "MapResult",
 ]

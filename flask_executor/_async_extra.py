@@ -2,9 +2,9 @@
 
 flask-executor itself runs coroutine jobs and awaits futures without asgiref. Flask
 needs it to run an ``async def`` function from sync code, through ``app.ensure_sync``:
-async views, and ``async def`` teardown functions. The second happen in a job too, when
-its app context is torn down, and Flask's own message then speaks of "async views",
-which a background job is not. This says what to install instead.
+async views, and ``async def`` teardown functions. Teardown functions run at the end of
+every job too, when its app context is popped, and Flask's own message then speaks of
+"async views", which a background job is not. This says what to install instead.
 """
 
 from __future__ import annotations

@@ -458,8 +458,8 @@ class _FailureLogger:
         exc = future.exception()
         if exc is None:
             return
-        job = tasks.describe(self.fn)
-        extra = {"job": job.strip("'"), "future_key": self.future_key, "flask_app": self.app_name}
+        job = tasks.describe(self.fn)  # "'module.qualname'", quoted for the message
+        extra = {"job": job[1:-1], "future_key": self.future_key, "flask_app": self.app_name}
         if self.future_key is None:
             logger.error("The job %s failed.", job, exc_info=exc, extra=extra)
         else:

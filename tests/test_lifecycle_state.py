@@ -162,7 +162,7 @@ def _check_pending_then_cancelled(executor: Executor) -> None:
     assert executor.futures._state("queued") in {"CANCELLED", "CANCELLED_AND_NOTIFIED"}
 
 
-class _HeldCallbacksFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+class _HeldCallbacksFuture(concurrent.futures.Future[t.Any]):
     """A pool's future whose done callbacks wait until the test releases them.
 
     As when the thread that reports a pool's outcomes falls behind: the pool's future is

@@ -5,8 +5,8 @@ Async views need Flask's ``async`` extra. From the repository's root::
     pip install -e ".[async]"
     python examples/async_views.py
 
-and open http://127.0.0.1:5001/, which lists what to try. ``PORT=8000 python
-examples/async_views.py`` serves on another port.
+and open the address it prints, http://127.0.0.1:5001/ unless that port is taken, which
+lists what to try. ``PORT=8000 python examples/async_views.py`` asks for another port.
 
 The same app also runs under an ASGI server, where every async view shares the server's
 one event loop::
@@ -20,14 +20,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import os
 import threading
 import time
 import typing as t
 import uuid
 
-from asgiref.sync import ThreadSensitiveContext
-from asgiref.wsgi import WsgiToAsgi
+try:
+    from asgiref.sync import ThreadSensitiveContext
+    from asgiref.wsgi import WsgiToAsgi
+except ImportError:
+    raise SystemExit(
+        "This example's async views need asgiref, which is not installed. Install it with:"
+        ' pip install "flask-executor[async]"'
+    ) from None
 from flask import Flask
 from flask import g
 from flask import request
@@ -163,7 +168,11 @@ async def slow() -> tuple[dict[str, t.Any], int]:
 # -- Index and ASGI ----------------------------------------------------------------------
 
 INDEX = """<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flask-executor: async views</title>
+<link rel="stylesheet" href="{style}">
 <h1>Async views that await jobs</h1>
 <ul>
 <li><a href="{hash}?text=hello">{hash}?text=hello</a>: await a sync job.</li>
@@ -185,6 +194,7 @@ curl {reports}/ID</pre>
 @app.get("/")
 def index() -> str:
     return INDEX.format(
+        style=html.escape(url_for("static", filename="style.css")),
         hash=html.escape(url_for("hash_text", _external=True)),
         price=html.escape(url_for("price", symbol="ACME", _external=True)),
         prices=html.escape(url_for("prices", _external=True)),
@@ -211,6 +221,6 @@ async def asgi(
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "5001"))
-    print(f" * flask-executor async views: open http://127.0.0.1:{port}/ for what to try.")
-    app.run(host="127.0.0.1", port=port, threaded=True)
+    from _serving import serve  # next to this file: port choice, shared by the examples
+
+    serve(app, 5001, "flask-executor async views")

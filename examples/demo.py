@@ -1,10 +1,11 @@
 """A small app that runs background jobs, stores their futures and reports on them.
 
-Run it from the repository's root, then open http://127.0.0.1:5000/ ::
+Run it from the repository's root, then open the address it prints,
+http://127.0.0.1:5000/ unless that port is taken::
 
     python examples/demo.py
 
-``PORT=8000 python examples/demo.py`` serves on another port. The index page lists what
+``PORT=8000 python examples/demo.py`` asks for another port. The index page lists what
 to try, with links and curl commands.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import html
-import os
 import threading
 import time
 import typing as t
@@ -24,6 +24,7 @@ from flask import g
 from flask import request
 from flask import url_for
 from flask_executor import Executor
+from flask_executor import JobState
 
 app = Flask(__name__)
 app.config["EXECUTOR_MAX_WORKERS"] = 4
@@ -92,14 +93,14 @@ def _describe(job_id: t.Hashable) -> dict[str, t.Any]:
     future = executor.futures.get(job_id)
     if future is None:
         return {"id": job_id, "state": "UNKNOWN"}
-    if not future.done():
-        return {"id": job_id, "state": "RUNNING" if future.running() else "PENDING"}
-    if future.cancelled():
-        return {"id": job_id, "state": "CANCELLED"}
-    exc = future.exception()
-    if exc is not None:
-        return {"id": job_id, "state": "FAILED", "error": f"{type(exc).__name__}: {exc}"}
-    return {"id": job_id, "state": "FINISHED", "result": future.result()}
+    # PENDING, RUNNING, FINISHED, FAILED or CANCELLED; a JobState is a str, for JSON.
+    state = future.state
+    if state is JobState.FAILED:
+        exc = future.exception()
+        return {"id": job_id, "state": state, "error": f"{type(exc).__name__}: {exc}"}
+    if state is JobState.FINISHED:
+        return {"id": job_id, "state": state, "result": future.result()}
+    return {"id": job_id, "state": state}
 
 
 @app.get("/jobs/<job_id>")
@@ -142,11 +143,9 @@ def squares() -> dict[str, t.Any]:
 INDEX = """<!doctype html>
 <html lang="en">
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>flask-executor demo</title>
-<style>
-  body {{ font-family: sans-serif; max-width: 46rem; margin: 2rem auto; line-height: 1.5 }}
-  pre {{ background: #f4f4f4; padding: .6rem; overflow-x: auto }}
-</style>
+<link rel="stylesheet" href="{style}">
 <h1>flask-executor demo</h1>
 <p>Each job runs on a pool of 4 worker threads. Its future is stored under an id, and the
 status page reports on it. Jobs see the request that started them, its <code>g.user</code>
@@ -173,6 +172,7 @@ curl -X DELETE {jobs}/ID     # cancels it if not started, and forgets it</pre>
 @app.get("/")
 def index() -> str:
     return INDEX.format(
+        style=html.escape(url_for("static", filename="style.css")),
         start=html.escape(url_for("start_job", _external=True)),
         jobs=html.escape(url_for("list_jobs", _external=True)),
         squares=html.escape(url_for("squares", _external=True)),
@@ -181,6 +181,6 @@ def index() -> str:
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "5000"))
-    print(f" * flask-executor demo: open http://127.0.0.1:{port}/ for what to try.")
-    app.run(host="127.0.0.1", port=port, threaded=True)
+    from _serving import serve  # next to this file: port choice, shared by the examples
+
+    serve(app, 5000, "flask-executor demo")

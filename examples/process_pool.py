@@ -1,10 +1,11 @@
 """CPU-bound jobs on a process pool, with Flask's contexts rebuilt in each worker.
 
-Run it from the repository's root, then open http://127.0.0.1:5002/ ::
+Run it from the repository's root, then open the address it prints,
+http://127.0.0.1:5002/ unless that port is taken::
 
     python examples/process_pool.py
 
-``PORT=8000 python examples/process_pool.py`` serves on another port.
+``PORT=8000 python examples/process_pool.py`` asks for another port.
 
 The workers are started with ``spawn``: each is a fresh Python process that knows
 nothing of this one. ``EXECUTOR_APP_IMPORT`` tells a worker how to build the app, once,
@@ -118,16 +119,21 @@ def index() -> str:
         url_for("crash", _external=True),
     ]
     items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in links)
+    style = html.escape(url_for("static", filename="style.css"))
     return (
+        '<!doctype html>\n<html lang="en">\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>flask-executor: a process pool</title>\n"
+        f'<link rel="stylesheet" href="{style}">\n'
         "<h1>flask-executor: a process pool</h1>"
         "<p>Each job runs in a worker process, in an app context of this app, with a"
         " snapshot of the request that submitted it.</p>"
         f"<ul>{items}</ul>"
-        f"<p>Try <code>curl -H 'X-User: ada' '{html.escape(links[0])}'</code>.</p>"
+        f"<p>Try:</p><pre>curl -H 'X-User: ada' '{html.escape(links[0])}'</pre>"
     )
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "5002"))
-    print(f" * flask-executor process pool example: open http://127.0.0.1:{port}/")
-    create_app().run(host="127.0.0.1", port=port, threaded=True)
+    from _serving import serve  # next to this file: port choice, shared by the examples
+
+    serve(create_app(), 5002, "flask-executor process pool example")

@@ -9,6 +9,7 @@ from .futures import FutureCollection
 from .futures import FutureProxy
 from .jobs import AsyncExecutorJob
 from .jobs import ExecutorJob
+from .lifecycle import JobState
 from .results import MapResult
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ExecutorJob",
     "FutureCollection",
     "FutureProxy",
+    "JobState",
     "MapResult",
 ]
 

@@ -45,6 +45,8 @@ from flask.signals import appcontext_popped
 from flask.signals import appcontext_pushed
 from flask.signals import appcontext_tearing_down
 
+from ._async_extra import explain_missing_asgiref
+
 __all__ = [
     "ProcessSnapshot",
     "app_import_target",
@@ -180,8 +182,12 @@ def _call_in_app_context(
     ):
         # Flask's own push and pop, signals and all. ``with`` passes the job's
         # exception to the teardown functions, as a view's does.
-        with app_ctx:
-            return fn(*args, **kwargs)
+        try:
+            with app_ctx:
+                return fn(*args, **kwargs)
+        except RuntimeError as exc:  # free until raised
+            explain_missing_asgiref(exc)  # an async teardown function, without asgiref
+            raise
     # Otherwise, what Flask's push and pop come down to when nothing listens to the app
     # context's signals. Sending three signals to no receivers is about half of what a
     # push and pop cost (docs/performance.rst).
@@ -218,6 +224,9 @@ def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
                         app.ensure_sync(func)(exc)
             else:
                 app.do_teardown_appcontext(exc)
+    except RuntimeError as error:
+        explain_missing_asgiref(error)  # an async teardown function, without asgiref
+        raise
     finally:
         # Reset even if a teardown function failed, as Flask does.
         current = _cv_app.get(None)

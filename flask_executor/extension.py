@@ -148,7 +148,7 @@ class Executor(concurrent.futures.Executor):
         label = f"{key!r} of app {app.name!r}"
         state = _AppState(app, config, label)
         if not state.runs_in_process and config.push_app_context and state.app_import is None:
-            _warn_if_workers_cannot_find_app(config, config_prefix(self.name))
+            _warn_if_workers_cannot_find_app(config, config_prefix(self.name), self)
         old_state = self._states.get(app)
         if old_state is not None:
             # The results of stored jobs are still to be fetched, as in 1.0, whose
@@ -414,7 +414,9 @@ class Executor(concurrent.futures.Executor):
             future.add_done_callback(callback)
         config = state.config
         if config.propagate_exceptions:
-            concurrent.futures.Future.add_done_callback(future, _FailureLogger(app, fn, args))
+            concurrent.futures.Future.add_done_callback(
+                future, _FailureLogger(app, fn, args, future_key)
+            )
         if future_key is not None:
             state.futures.add(future_key, future)
         try:
@@ -574,25 +576,53 @@ def _deprecated(attribute: str, instead: str) -> None:
 
 
 class _FailureLogger:
-    """Logs a failed job through ``app.logger`` (``EXECUTOR_PROPAGATE_EXCEPTIONS``).
+    """Logs a failed job to the ``flask_executor`` logger (``EXECUTOR_PROPAGATE_EXCEPTIONS``).
 
     Flask-Executor 1.0 raised the exception in a done callback, where
     :mod:`concurrent.futures` only logs it, to its own logger, without saying which job.
+
+    Not through ``app.logger``: there the record would read "ERROR in extension" (the
+    module that logged it), and could only be told from the app's own errors by its
+    text. On the extension's logger it can be routed, filtered or silenced on its own,
+    and by default it still reaches the console: through the root logger's handlers, or
+    Python's last-resort handler when none is configured. The message names the job and
+    its key; the record also carries them as ``job``, ``future_key`` and ``flask_app``.
     """
 
-    __slots__ = ("app", "fn")
+    __slots__ = ("app_name", "fn", "future_key")
 
-    def __init__(self, app: Flask, fn: t.Callable[..., t.Any], args: tuple[t.Any, ...]) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: Flask,
+        fn: t.Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        future_key: t.Hashable = None,
+    ) -> None:
+        # The name only: a logger kept for a job that is stored for a long time should
+        # not keep its app alive on its own.
+        self.app_name = app.name
         # A coroutine job is submitted as 'call_coroutine_function(fn, ...)': name 'fn'.
         self.fn = args[0] if fn is tasks.call_coroutine_function else fn
+        self.future_key = future_key
 
     def __call__(self, future: concurrent.futures.Future[t.Any]) -> None:
         if future.cancelled():
             return
         exc = future.exception()
-        if exc is not None:
-            self.app.logger.error("The job %s failed.", tasks.describe(self.fn), exc_info=exc)
+        if exc is None:
+            return
+        job = tasks.describe(self.fn)  # "'module.qualname'", quoted for the message
+        extra = {"job": job[1:-1], "future_key": self.future_key, "flask_app": self.app_name}
+        if self.future_key is None:
+            logger.error("The job %s failed.", job, exc_info=exc, extra=extra)
+        else:
+            logger.error(
+                "The job %s stored under %r failed.",
+                job,
+                self.future_key,
+                exc_info=exc,
+                extra=extra,
+            )
 
 
 def _chunks(
@@ -609,22 +639,38 @@ def _run_chunk(fn: t.Callable[..., t.Any], chunk: list[tuple[t.Any, ...]]) -> li
     return [fn(*args) for args in chunk]
 
 
-def _warn_if_workers_cannot_find_app(config: ExecutorConfig, prefix: str) -> None:
+#: The start methods each executor has warned about, so that binding it to app after app
+#: (an app factory called once per test, say) warns once, not at every 'init_app'.
+_warned_start_methods: weakref.WeakKeyDictionary[Executor, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _warn_if_workers_cannot_find_app(
+    config: ExecutorConfig, prefix: str, executor: Executor
+) -> None:
     context_ = config.pool_kwargs.get("mp_context")
     method = (
         context_.get_start_method()
         if context_ is not None and hasattr(context_, "get_start_method")
         else multiprocessing.get_start_method(allow_none=True) or _default_start_method()
     )
-    if method != "fork":
-        logger.warning(
-            "Jobs of this %s pool will run without an app context: its workers start with"
-            " %r and cannot import the app. Set '%sAPP_IMPORT' (or FLASK_APP) to the app"
-            " as 'flask --app' takes it, such as 'myapp:create_app()'.",
-            config.executor_type,
-            method,
-            prefix,
-        )
+    if method == "fork":
+        return
+    # Once per process for each executor (so for each config prefix) and start method.
+    # No lock: two threads binding the same executor at the same instant may both warn,
+    # which is harmless, while a lock taken here could be inherited held by a fork.
+    warned = _warned_start_methods.setdefault(executor, set())
+    if method in warned:
+        return
+    warned.add(method)
+    logger.warning(
+        "Jobs of this %s pool will run without an app context: its workers start with"
+        " %r and cannot import the app. Set '%sAPP_IMPORT' (or FLASK_APP) to the app"
+        " as 'flask --app' takes it, such as 'myapp:create_app()'. (Said once per"
+        " executor and start method.)",
+        config.executor_type,
+        method,
+        prefix,
+    )
 
 
 def _default_start_method() -> str:

@@ -21,6 +21,8 @@ from concurrent.futures import Future as Future
 
 from . import context
 from ._fork import reset_after_fork
+from .lifecycle import JobState
+from .lifecycle import state_of
 
 if t.TYPE_CHECKING:
     import asyncio
@@ -96,6 +98,27 @@ class FutureProxy(concurrent.futures.Future[T]):
             return source.running()
         return super().running()
 
+    @property
+    def state(self) -> JobState:
+        """The job's :class:`~flask_executor.JobState`: PENDING, RUNNING, FINISHED,
+        FAILED or CANCELLED. FINISHED means it returned a result, FAILED that it raised.
+
+        .. versionadded:: 2.0
+        """
+        state = state_of(self)
+        source = self._source
+        # Following a pool's own future: 'running()' asks that one, which says no once
+        # it is done, while its outcome is still on its way here. The job ran, so it is
+        # RUNNING until the outcome lands, never PENDING again.
+        if (
+            state is JobState.PENDING
+            and source is not None
+            and source.done()
+            and not source.cancelled()
+        ):
+            return JobState.RUNNING
+        return state
+
     def __await__(self) -> t.Generator[t.Any, None, T]:
         if not self.done():
             import asyncio
@@ -156,10 +179,10 @@ class FutureCollection:
 
     Safe to use from several threads at once. Every operation is O(1).
 
-    Any method or attribute of :class:`~concurrent.futures.Future` can be called through
-    the collection with a key as its first argument: ``futures.done("report")``,
-    ``futures.result("report", timeout=5)``. They return None for a key that is not
-    stored.
+    The methods of :class:`~concurrent.futures.Future` can be called through the
+    collection with a key as their first argument: ``futures.done("report")``,
+    ``futures.result("report", timeout=5)``, ``futures.state("report")``. They return
+    None for a key that is not stored.
 
     When a new future would exceed ``max_length``, the oldest *finished* future is
     evicted: the one that finished first, whose result has waited longest to be read.
@@ -167,6 +190,10 @@ class FutureCollection:
     warning is logged, since its result can then no longer be fetched by key.
 
     :param max_length: The most futures to keep, or None to keep every one.
+
+    .. versionchanged:: 2.0
+        The methods by key are declared one by one, for type checkers; :meth:`state`
+        was added.
     """
 
     def __init__(self, max_length: int | None = 50) -> None:
@@ -279,31 +306,97 @@ class FutureCollection:
         except TypeError:  # an unhashable key cannot be stored
             return False
 
-    def __getattr__(self, attr: str) -> t.Callable[..., t.Any]:
-        if attr.startswith("__") or not hasattr(_Future, attr):
-            raise AttributeError(
-                f"'FutureCollection' has no attribute {attr!r}, and 'Future' has none of"
-                " that name to call by key."
-            )
+    # -- Future methods by key ------------------------------------------------------
+    #
+    # Flask-Executor 1.0 passed any attribute through '__getattr__'. These are spelled
+    # out so that a type checker knows them, and a misspelt one is an error. Each reads
+    # the dict once, without the lock: a key popped meanwhile gives None, as if the
+    # call had come a moment later.
 
-        def call_by_key(future_key: t.Hashable, *args: t.Any, **kwargs: t.Any) -> t.Any:
-            future = self._futures.get(future_key)
-            if future is None:
-                return None
-            value = getattr(future, attr)
-            return value(*args, **kwargs) if callable(value) else value
+    def state(self, future_key: t.Hashable) -> JobState | None:
+        """The :class:`~flask_executor.JobState` of the future stored under
+        ``future_key``, or None if none is stored.
 
-        call_by_key.__name__ = attr
-        return call_by_key
+        .. versionadded:: 2.0
+        """
+        future = self._futures.get(future_key)
+        if future is None:
+            return None
+        if isinstance(future, FutureProxy):
+            return future.state
+        return state_of(future)  # a plain Future, stored with 'add'
+
+    def done(self, future_key: t.Hashable) -> bool | None:
+        """Whether the stored future is done (or None if none is stored)."""
+        future = self._futures.get(future_key)
+        return None if future is None else future.done()
+
+    def running(self, future_key: t.Hashable) -> bool | None:
+        """Whether the stored future's job is running now (or None if none is stored)."""
+        future = self._futures.get(future_key)
+        return None if future is None else future.running()
+
+    def cancelled(self, future_key: t.Hashable) -> bool | None:
+        """Whether the stored future was cancelled (or None if none is stored)."""
+        future = self._futures.get(future_key)
+        return None if future is None else future.cancelled()
+
+    def cancel(self, future_key: t.Hashable) -> bool | None:
+        """Cancel the stored future's job if it has not started; return whether it is
+        cancelled (or None if none is stored). The future stays stored."""
+        future = self._futures.get(future_key)
+        return None if future is None else future.cancel()
+
+    def result(self, future_key: t.Hashable, timeout: float | None = None) -> t.Any:
+        """Wait for the stored future's job and return its result, or raise its
+        exception, as :meth:`concurrent.futures.Future.result`. None if none is stored.
+        """
+        future = self._futures.get(future_key)
+        return None if future is None else future.result(timeout)
+
+    def exception(
+        self, future_key: t.Hashable, timeout: float | None = None
+    ) -> BaseException | None:
+        """Wait for the stored future's job and return its exception, or None if it
+        returned or none is stored."""
+        future = self._futures.get(future_key)
+        return None if future is None else future.exception(timeout)
+
+    def add_done_callback(
+        self, future_key: t.Hashable, fn: t.Callable[[concurrent.futures.Future[t.Any]], object]
+    ) -> None:
+        """Call ``fn(future)`` when the stored future is done; nothing if none is stored.
+
+        See :meth:`~flask_executor.FutureProxy.add_done_callback`.
+        """
+        future = self._futures.get(future_key)
+        if future is not None:
+            future.add_done_callback(fn)
 
     def _state(self, future_key: t.Hashable) -> str | None:
-        """The state of the stored future, such as ``"RUNNING"``, or None (as in 1.0)."""
+        # Flask-Executor 1.0's spelling, kept for code written for it; 'state' is the
+        # public one. The raw string of the future ("PENDING", "RUNNING", "FINISHED",
+        # "CANCELLED", ...), or None.
         future = self._futures.get(future_key)
         if future is None:
             return None
         if future.running():
             return "RUNNING"
         return future._state
+
+    if not t.TYPE_CHECKING:
+        # At run time only, so that type checkers still report a misspelt method.
+
+        def __getattr__(self, attr: str) -> t.NoReturn:
+            if not attr.startswith("__") and hasattr(_Future, attr):
+                raise AttributeError(
+                    f"'FutureCollection' has no method {attr!r}. Flask-Executor 1.0"
+                    " passed every Future attribute through by key; 2.0 has 'done',"
+                    " 'running', 'cancelled', 'cancel', 'result', 'exception',"
+                    " 'add_done_callback' and 'state'. For anything else, call it on the"
+                    f" future itself: executor.futures.get(key).{attr}."
+                )
+            raise AttributeError(f"'FutureCollection' object has no attribute {attr!r}")
 
     def __repr__(self) -> str:
         return f"<FutureCollection {len(self)} stored, max_length={self.max_length}>"

@@ -89,8 +89,13 @@ class _Job(t.Generic[P, R]):
         return f"<{type(self).__name__} {self.__module__}.{self.__qualname__}>"
 
     if t.TYPE_CHECKING:
+        # Set by 'functools.update_wrapper' at run time, which type checkers do not
+        # follow: declared here so that 'job.__name__' and the rest type-check.
         __module__: str
+        __name__: str
         __qualname__: str
+        __doc__: str | None
+        __wrapped__: t.Callable[P, t.Any]
 
 
 class ExecutorJob(_Job[P, R]):
@@ -101,6 +106,8 @@ class ExecutorJob(_Job[P, R]):
     """
 
     fn: t.Callable[P, R]
+    if t.TYPE_CHECKING:
+        __wrapped__: t.Callable[P, R]
 
     def __call__(self, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -117,6 +124,8 @@ class AsyncExecutorJob(_Job[P, R]):
 
     is_async = True
     fn: t.Callable[P, t.Coroutine[t.Any, t.Any, R]]
+    if t.TYPE_CHECKING:
+        __wrapped__: t.Callable[P, t.Coroutine[t.Any, t.Any, R]]
 
     def __call__(self, /, *args: P.args, **kwargs: P.kwargs) -> t.Coroutine[t.Any, t.Any, R]:
         return self.fn(*args, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 import threading
 import types
 import typing as t
@@ -22,10 +23,16 @@ def example() -> t.Iterator[types.ModuleType]:
     spec = importlib.util.spec_from_file_location("flask_executor_async_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    with module.app.app_context():
-        module.executor.shutdown(wait=True)
+    # In sys.modules while it runs, as an import puts it: Flask finds the app's folder,
+    # and so its static files, from the module.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+        with module.app.app_context():
+            module.executor.shutdown(wait=True)
+    finally:
+        del sys.modules[spec.name]
 
 
 @pytest.fixture
@@ -37,6 +44,12 @@ def test_index_links_every_view(client: FlaskClient) -> None:
     page = client.get("/").get_data(as_text=True)
     for path in ("/hash", "/price/ACME", "/prices", "/squares", "/slow", "/reports"):
         assert f"http://localhost{path}" in page
+    # Fits a phone, with the stylesheet the examples share.
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert '<link rel="stylesheet" href="/static/style.css">' in page
+    with client.get("/static/style.css") as style:  # a file response: closed after
+        assert style.status_code == 200
+        assert style.mimetype == "text/css"
 
 
 def test_awaiting_a_sync_job(client: FlaskClient) -> None:

@@ -8,10 +8,15 @@ as it is printed there, so that pasting it keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
+import os
 import re
+import signal
+import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -38,10 +43,16 @@ def demo() -> t.Iterator[types.ModuleType]:
     spec = importlib.util.spec_from_file_location("flask_executor_demo", DEMO)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    with module.app.app_context():
-        module.executor.shutdown(wait=True)
+    # In sys.modules while it runs, as an import puts it: Flask finds the app's folder,
+    # and so its static files, from the module.
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+        with module.app.app_context():
+            module.executor.shutdown(wait=True)
+    finally:
+        del sys.modules[spec.name]
 
 
 @pytest.fixture
@@ -58,6 +69,13 @@ def test_index_tells_what_to_try(client: FlaskClient) -> None:
     assert "curl 'http://localhost/jobs/ID?wait=30'" in page
     assert 'href="http://localhost/squares?n=10"' in page
     assert 'href="http://localhost/jobs"' in page
+    # Fits a phone, with the stylesheet the examples share.
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert '<link rel="stylesheet" href="/static/style.css">' in page
+    with client.get("/static/style.css") as style:  # a file response: closed after
+        assert style.status_code == 200
+        assert style.mimetype == "text/css"
+        assert "@media (max-width:" in style.text
 
 
 def test_stored_job_runs_with_the_request_that_started_it(client: FlaskClient) -> None:
@@ -102,7 +120,7 @@ class _ErrorRecords(logging.Handler):
 
 def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: FlaskClient) -> None:
     errors = _ErrorRecords()
-    demo.app.logger.addHandler(errors)
+    logging.getLogger("flask_executor").addHandler(errors)
     try:
         job_id = client.post("/jobs?seconds=0&fail=yes").json["id"]
         status = client.get(f"/jobs/{job_id}?wait=30").json
@@ -115,9 +133,12 @@ def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: Flask
         # done callback, which may run just after the status view has woken up.
         assert errors.arrived.wait(30)
     finally:
-        demo.app.logger.removeHandler(errors)
+        logging.getLogger("flask_executor").removeHandler(errors)
     (record,) = errors.records
-    assert record.getMessage() == "The job 'flask_executor_demo.slow_job' failed."
+    assert record.name == "flask_executor"
+    assert record.getMessage() == (
+        f"The job 'flask_executor_demo.slow_job' stored under {job_id!r} failed."
+    )
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
 
@@ -169,6 +190,49 @@ def test_demo_runs_as_a_real_server() -> None:
         assert [r["square"] for r in squares] == [1, 4, 9]
 
 
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_demo_serves_on_a_free_port_when_its_own_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = int(taken.getsockname()[1])
+        process = subprocess.Popen(
+            [sys.executable, str(DEMO)],
+            cwd=ROOT,
+            env={**os.environ, "PORT": str(busy), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert process.stdout is not None
+            lines: list[str] = []
+            # Read until the server says it listens (werkzeug's own line), or exits.
+            for line in process.stdout:
+                lines.append(line)
+                if "Running on http://127.0.0.1:" in line:
+                    break
+            output = "".join(lines)
+            match = re.search(r"open http://127\.0\.0\.1:(\d+)/ for what to try", output)
+            assert match is not None, output
+            port = int(match[1])
+            assert port != busy
+            assert f" * Port {busy} is in use; serving on port {port} instead.\n" in lines
+            assert f"Running on http://127.0.0.1:{port}" in output
+            status, page = get(f"http://127.0.0.1:{port}/")
+            assert status == 200
+            assert f"curl -X POST 'http://127.0.0.1:{port}/jobs?seconds=10'" in page
+            assert get(f"http://127.0.0.1:{port}/static/style.css")[0] == 200
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
 def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:
     # README promises exactly two commands; .ci/run must run the test one verbatim, and
     # the demo one must start the file that the server test above starts.
@@ -201,12 +265,27 @@ def test_quickstart_app_works_as_printed() -> None:
     app, executor = namespace["app"], namespace["executor"]
     client = app.test_client()
     try:
-        assert client.get("/result/7").status_code == 404
+        missing = client.get("/result/7")
+        assert missing.status_code == 404
+        assert missing.json == {"error": "No job for 7 is stored; start it at /start/7."}
         started = client.get("/start/7")
         assert (started.status_code, started.json) == (202, {"started": 7})
+        # Starting it again is a conflict, with a sentence; never a 500.
+        again = client.get("/start/7")
+        assert again.status_code == 409
+        assert again.json == {"error": "The job for 7 is already started; see /result/7."}
         with app.app_context():
             future = executor.futures.get(7)
         assert future is not None
+        # While it runs the answer is its state, as a plain string (unless the machine
+        # was slow enough for the 2 s job to have finished already).
+        early = client.get("/result/7")
+        if early.status_code == 202:
+            assert early.json["state"] in {"PENDING", "RUNNING"}
+        else:
+            assert early.status_code == 200
+            assert early.json == {"n": 7, "square": 49, "asked_from": "/start/7"}
+            return
         future.result(timeout=30)  # the page's job sleeps 2 s
 
         done = client.get("/result/7")

@@ -23,6 +23,7 @@ def test_process_pool_example_runs_as_a_real_server() -> None:
     argv = [sys.executable, "examples/process_pool.py"]
     with running_server(argv, port, cwd=ROOT, env={"PORT": str(port)}) as base:
         status, index = get(f"{base}/")
+        style_status, style = get(f"{base}/static/style.css")
         first = get_json(f"{base}/primes?below=1000", headers={"X-User": "ada"})
         ranges = get_json(f"{base}/primes/ranges?below=10000")
         crash = get_json(f"{base}/crash")
@@ -30,6 +31,11 @@ def test_process_pool_example_runs_as_a_real_server() -> None:
 
     assert status == 200
     assert f"{base}/primes?below=200000" in index
+    # Fits a phone, with the stylesheet the examples share.
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in index
+    assert '<link rel="stylesheet" href="/static/style.css">' in index
+    assert style_status == 200
+    assert "@media (max-width:" in style
     # Built in a spawned worker from EXECUTOR_APP_IMPORT, with the request's snapshot.
     assert first == {
         **first,

@@ -555,7 +555,9 @@ def failing_job(n: int) -> int:
 
 
 def _records_of(caplog: pytest.LogCaptureFixture, app: Flask) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == app.logger.name]
+    # Failures are logged by the extension's logger, never by the app's.
+    assert [r for r in caplog.records if r.name == app.logger.name] == []
+    return [r for r in caplog.records if r.name == "flask_executor"]
 
 
 def test_propagate_exceptions_logs_every_failed_job(
@@ -571,7 +573,7 @@ def test_propagate_exceptions_logs_every_failed_job(
     async def coroutine_job() -> None:
         raise JobFailed("coroutine")
 
-    with caplog.at_level(logging.ERROR, logger=app.logger.name):
+    with caplog.at_level(logging.ERROR):
         futures = [executor.submit(failing_job, n) for n in range(6)]
         futures.append(executor.submit_stored("key", failing_job, 7))
         futures.append(decorated.submit())
@@ -590,9 +592,15 @@ def test_propagate_exceptions_logs_every_failed_job(
     )
     coroutine_name = decorated_name.replace(".decorated", ".coroutine_job")
     assert sorted(r.getMessage() for r in records) == sorted(
-        [f"The job {name} failed."] * 5
+        [f"The job {name} failed."] * 4
+        + [f"The job {name} stored under 'key' failed."]
         + [f"The job {decorated_name} failed.", f"The job {coroutine_name} failed."]
     )
+    # For handlers and filters, the record carries the job, its key and its app too.
+    stored = [r for r in records if "stored" in r.getMessage()]
+    assert [(vars(r)["job"], vars(r)["future_key"], vars(r)["flask_app"]) for r in stored] == [
+        (f"{__name__}.failing_job", "key", app.name)
+    ]
     assert all(r.levelno == logging.ERROR for r in records)
     assert sorted(str(r.exc_info[1]) for r in records if r.exc_info) == sorted(
         ["odd 1", "odd 3", "odd 5", "odd 7", "odd 9", "decorated", "coroutine"]
@@ -617,7 +625,7 @@ def test_propagate_exceptions_from_a_process_pool(
         EXECUTOR_PROPAGATE_EXCEPTIONS="true", EXECUTOR_TYPE="process", EXECUTOR_MAX_WORKERS=1
     )
     executor = Executor(app)
-    with caplog.at_level(logging.ERROR, logger=app.logger.name):
+    with caplog.at_level(logging.ERROR):
         futures = [executor.submit(failing_job, n) for n in range(4)]
         concurrent.futures.wait(futures, timeout=30)
         executor.shutdown(wait=True)
@@ -637,7 +645,7 @@ def test_propagate_exceptions_ignores_successes_and_cancellations(
         started.set()
         release.wait(10)
 
-    with caplog.at_level(logging.DEBUG, logger=app.logger.name):
+    with caplog.at_level(logging.DEBUG):
         executor.submit(block)
         assert started.wait(10)
         queued = executor.submit(failing_job, 1)

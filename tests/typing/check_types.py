@@ -15,6 +15,7 @@ from flask_executor import AsyncExecutorJob
 from flask_executor import Executor
 from flask_executor import ExecutorJob
 from flask_executor import FutureProxy
+from flask_executor import JobState
 from flask_executor import MapResult
 from typing_extensions import assert_type
 
@@ -117,3 +118,33 @@ def check_future_is_a_future(future: FutureProxy[int]) -> None:
     base: concurrent.futures.Future[int] = future
     awaitable: t.Awaitable[int] = future
     del base, awaitable
+
+
+async def check_job_metadata() -> None:
+    # Set by functools.update_wrapper at run time; declared for type checkers.
+    assert_type(fib.__name__, str)
+    assert_type(fib.__qualname__, str)
+    assert_type(fib.__module__, str)
+    assert_type(fib.__doc__, t.Optional[str])
+    assert_type(afib.__name__, str)
+    assert_type(fib.__wrapped__(5), int)
+    assert_type(await afib.__wrapped__(5), int)
+    fib.__wrapped__("x")  # type: ignore[arg-type]
+    fib.__nmae__  # type: ignore[attr-defined]  # noqa: B018
+
+
+def check_job_state(future: FutureProxy[int]) -> None:
+    assert_type(future.state, JobState)
+    assert_type(executor.futures.state("key"), t.Optional[JobState])
+    assert_type(executor.futures.done("key"), t.Optional[bool])
+    assert_type(executor.futures.running("key"), t.Optional[bool])
+    assert_type(executor.futures.cancelled("key"), t.Optional[bool])
+    assert_type(executor.futures.cancel("key"), t.Optional[bool])
+    assert_type(executor.futures.exception("key", timeout=1), t.Optional[BaseException])
+    executor.futures.result("key", timeout=1)
+    executor.futures.add_done_callback("key", lambda f: None)
+    # A misspelt method is an error now that the collection has no '__getattr__'.
+    executor.futures.dnoe("key")  # type: ignore[attr-defined]
+    executor.futures.result("key", 1, 2)  # type: ignore[call-arg]
+    json_value: str = JobState.RUNNING
+    del json_value

@@ -1,0 +1,42 @@
+"""What the examples share: serving on 127.0.0.1, on a free port.
+
+Not an example itself. Each example imports it when run as a script, from this folder,
+which Python puts first on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from flask import Flask
+
+
+def choose_port(preferred: int) -> int:
+    """``preferred`` if nothing listens there on 127.0.0.1, or else a free port."""
+    with socket.socket() as probe:
+        # As the development server binds: a port left in TIME_WAIT by the last run
+        # counts as free. One that another program listens on does not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    # Another program could take the port in the instant before the server binds it;
+    # the server would then fail to start and say so. Run again to pick another.
+    return port
+
+
+def serve(app: Flask, default_port: int, title: str) -> None:
+    """Serve ``app`` on ``$PORT`` or ``default_port``, or a free port if that is taken."""
+    wanted = os.environ.get("PORT", str(default_port))
+    try:
+        preferred = int(wanted)
+    except ValueError:
+        raise SystemExit(f"PORT must be a port number, such as 8000, not {wanted!r}.") from None
+    port = choose_port(preferred)
+    if preferred and port != preferred:
+        print(f" * Port {preferred} is in use; serving on port {port} instead.", flush=True)
+    print(f" * {title}: open http://127.0.0.1:{port}/ for what to try.", flush=True)
+    app.run(host="127.0.0.1", port=port, threaded=True)

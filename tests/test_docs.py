@@ -35,6 +35,7 @@ import ast
 import asyncio
 import dataclasses
 import doctest
+import os
 import re
 import sys
 import tempfile
@@ -221,6 +222,7 @@ class PageRun:
         self.modules: list[str] = []  # modules written by "test-module" blocks
         self.bound: list[tuple[Executor, Flask]] = []
         self.threads_before = set(threading.enumerate())
+        self.environ = dict(os.environ)  # a page may set variables, as a reader would
         # A registered module, so that pickle finds the page's functions by name in the
         # workers of a forked process pool, as it would for a reader's own module.
         sys.modules[self.module_name] = self.module
@@ -291,6 +293,8 @@ class PageRun:
             alive = [thread.name for thread in left if thread.is_alive()]
             assert not alive, f"{self.path.name} left threads running: {alive}"
         finally:
+            os.environ.clear()
+            os.environ.update(self.environ)
             sys.modules.pop(self.module_name, None)
             for name in self.modules:
                 sys.modules.pop(name, None)

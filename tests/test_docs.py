@@ -296,8 +296,11 @@ class PageRun:
             os.environ.clear()
             os.environ.update(self.environ)
             sys.modules.pop(self.module_name, None)
-            for name in self.modules:
-                sys.modules.pop(name, None)
+            # The page's own modules, and those its code wrote to its directory.
+            for name, module in list(sys.modules.items()):
+                file = getattr(module, "__file__", None) or ""
+                if name in self.modules or file.startswith(str(self.dir)):
+                    del sys.modules[name]
             sys.path.remove(str(self.dir))
             self.module.__dict__.clear()
             self._dir.cleanup()

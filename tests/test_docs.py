@@ -315,6 +315,9 @@ def page_runs() -> t.Iterator[dict[Path, PageRun]]:
         run.close()
 
 
+# Python 3.12+ warns when a process that runs threads forks. The process pool pages use
+# the platform's default start method, fork on Linux before 3.14, as a reader's app would.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_block_runs(
     block: Block, page_runs: dict[Path, PageRun], monkeypatch: pytest.MonkeyPatch

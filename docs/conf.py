@@ -46,27 +46,28 @@ html_title = f"flask-executor {version}"
 html_static_path: list[str] = []
 
 
-
 def _show_paramspec_parts() -> None:
     """Render ``*args: P.args`` in the overloaded signatures as ``P.args``.
 
-    Sphinx 9 stringifies a ``ParamSpec``'s ``args`` and ``kwargs`` as ``~typing.~P``,
-    which it then cannot parse, and the whole signature of ``submit`` and
-    ``submit_stored`` comes out as raw text. Only the annotations of those parameters
-    are rewritten; everything else goes to Sphinx as it is.
+    Sphinx (9.0 at least) writes the annotation of ``*args: P.args`` in an overload as
+    ``~typing.~P``, which it then cannot parse, so the whole signature of ``submit`` and
+    ``submit_stored`` came out as raw text. Only those annotations are rewritten;
+    everything else goes to Sphinx as it is.
     """
     import sphinx.util.inspect
 
     stringify = getattr(sphinx.util.inspect, "stringify_annotation", None)
-    if stringify is None:  # another Sphinx: nothing to fix, or nothing to hook
-        return
+    if stringify is None or not hasattr(typing, "ParamSpecArgs"):
+        return  # another Sphinx, or Python 3.9, whose ParamSpec is typing_extensions'
     parts = {typing.ParamSpecArgs: "args", typing.ParamSpecKwargs: "kwargs"}
 
-    def stringify_annotation(annotation: object, *args: object, **kwargs: object) -> str:
+    def stringify_annotation(
+        annotation: typing.Any, *args: typing.Any, **kwargs: typing.Any
+    ) -> str:
         part = parts.get(type(annotation))
         if part is not None:
-            return f"{annotation.__origin__.__name__}.{part}"  # type: ignore[attr-defined]
-        return stringify(annotation, *args, **kwargs)  # type: ignore[no-any-return]
+            return f"{annotation.__origin__.__name__}.{part}"
+        return str(stringify(annotation, *args, **kwargs))
 
     sphinx.util.inspect.stringify_annotation = stringify_annotation
 

@@ -35,8 +35,10 @@ import ast
 import asyncio
 import dataclasses
 import doctest
+import importlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -100,15 +102,20 @@ def _indented_body(lines: list[str], start: int, parent_indent: int) -> tuple[in
 _DIRECTIVE = re.compile(r"^(\s*)\.\. (?:code-block|code|sourcecode)::\s*(\S*)\s*$")
 _MARKER = re.compile(r"^(\s*)\.\. (test-[a-z-]+|skip):(.*)$")
 _EXPLICIT = re.compile(r"^\s*\.\. ")
+_HIGHLIGHT = re.compile(r"^\.\. highlight::\s*(\S+)")
 
 
 def rst_blocks(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     pending: dict[str, str] = {}  # "skip"/"test-module" markers awaiting their block
+    literal_language = "python"  # of '::' blocks: Sphinx's default, until '.. highlight::'
     i = 0
     while i < len(lines):
         line = lines[i]
+        highlight = _HIGHLIGHT.match(line)
+        if highlight:
+            literal_language = highlight[1]
         marker = _MARKER.match(line)
         directive = _DIRECTIVE.match(line)
         if marker:
@@ -125,7 +132,7 @@ def rst_blocks(path: Path) -> list[Block]:
             pending[name] = rest
         elif directive or (line.rstrip().endswith("::") and not _EXPLICIT.match(line)):
             indent = _indent(line)
-            language = directive[2] if directive else "python"
+            language = directive[2] if directive else literal_language
             j = i + 1
             if directive:  # skip the directive's options
                 while j < len(lines) and lines[j].strip().startswith(":"):
@@ -136,7 +143,7 @@ def rst_blocks(path: Path) -> list[Block]:
                     path,
                     first + 1,
                     "block",
-                    language or "python",
+                    language or literal_language,
                     code,
                     skip=pending.pop("skip", None),
                     module=pending.pop("test-module", None),
@@ -255,6 +262,10 @@ class PageRun:
             elif block.module:
                 (self.dir / f"{block.module}.py").write_text(block.code, encoding="utf-8")
                 sys.modules.pop(block.module, None)
+                # A new file in a directory whose listing the import system has cached,
+                # or a rewritten one whose bytecode looks current: import the new source.
+                shutil.rmtree(self.dir / "__pycache__", ignore_errors=True)
+                importlib.invalidate_caches()
                 self.modules.append(block.module)
                 __import__(block.module)
             else:
@@ -348,7 +359,7 @@ def test_markers_are_understood(tmp_path: Path) -> None:
     page.write_text(
         "Title\n=====\n\nText::\n\n    a = 1\n\n.. test-check:\n\n    assert a == 1\n\n"
         ".. skip: a server\n\n.. code-block:: python\n    :caption: x\n\n    serve()\n\n"
-        ".. code-block:: text\n\n    $ ls\n",
+        ".. code-block:: text\n\n    $ ls\n\n.. highlight:: console\n\nThen::\n\n    $ ls\n",
         encoding="utf-8",
     )
     blocks = rst_blocks(page)
@@ -357,6 +368,7 @@ def test_markers_are_understood(tmp_path: Path) -> None:
         (10, "test-check", "python", "assert a == 1\n", None),
         (17, "block", "python", "serve()\n", "a server"),
         (21, "block", "text", "$ ls\n", None),
+        (27, "block", "console", "$ ls\n", None),
     ]
     page.write_text(".. skip: why\n\nA paragraph.\n", encoding="utf-8")
     with pytest.raises(DocsSyntaxError, match="right before a code block"):

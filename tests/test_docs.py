@@ -298,7 +298,7 @@ class PageRun:
             for executor, app in self.bound:
                 with app.app_context():
                     executor.shutdown(wait=True)
-            left = [t for t in threading.enumerate() if t not in self.threads_before]
+            left = [th for th in threading.enumerate() if th not in self.threads_before]
             for thread in left:
                 thread.join(timeout=10)
             alive = [thread.name for thread in left if thread.is_alive()]

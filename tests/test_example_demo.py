@@ -234,10 +234,11 @@ def test_demo_serves_on_a_free_port_when_its_own_is_taken() -> None:
 
 
 def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:
-    # README promises exactly two commands; .ci/run must run the test one verbatim, and
-    # the demo one must start the file that the server test above starts.
+    # README promises exactly two one-line commands (its install block aside); .ci/run
+    # must run the test one verbatim, and the demo one must start the file that the
+    # server test above starts.
     readme = (ROOT / "README.md").read_text()
-    commands = re.findall(r"^```\n([^`\n]+)\n```$", readme, flags=re.MULTILINE)
+    commands = re.findall(r"^```sh\n([^`\n]+)\n```$", readme, flags=re.MULTILINE)
     assert len(commands) == 2, commands
     demo_command, test_command = commands
     assert demo_command.endswith(".venv/bin/python examples/demo.py")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import inspect
 import io
 import re
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 import pytest
 import sqlalchemy as sa
+from flask import copy_current_request_context
 from flask import current_app
 from flask import Flask
 from flask import g
@@ -24,10 +26,12 @@ from flask import has_request_context
 from flask import request
 from flask import session
 from flask import url_for
+from flask.ctx import AppContext
 from flask.globals import _cv_app
 from flask.signals import appcontext_popped
 from flask.signals import appcontext_pushed
 from flask.signals import appcontext_tearing_down
+from flask_executor import context
 from flask_executor import Executor
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -197,6 +201,80 @@ def test_job_that_outlives_its_request(app: Flask, executor: Executor) -> None:
     # The request is over and its contexts are popped; the job still sees its data.
     release.set()
     assert executor.futures.result("slow", timeout=10) == ("/slow", "1", "ada")
+
+
+def test_job_submitted_by_a_job_sees_the_request(app: Flask, executor: Executor) -> None:
+    @app.route("/chain")
+    def chain() -> str:
+        g.user = "ada"
+
+        def inner() -> str:
+            return f"{request.path} {g.user} {g.get('outer')}"
+
+        def outer() -> str:
+            g.outer = True
+            return str(executor.submit(inner).result(10))
+
+        return str(executor.submit(outer).result(10))
+
+    # The inner job gets a copy of the outer job's g, and still the view's request.
+    assert app.test_client().get("/chain").text == "/chain ada True"
+
+
+@pytest.mark.skipif(
+    not context.MERGED_REQUEST_CONTEXT,
+    reason="Flask 2.2 to 3.1 copy the view's own request context, which pops as a view's",
+)
+def test_copy_current_request_context_in_a_job_leaves_the_request_alone(
+    app: Flask, executor: Executor
+) -> None:
+    teardowns: list[str] = []
+    app.teardown_request(lambda exc: teardowns.append(request.path))
+
+    @app.route("/copy")
+    def copy_view() -> str:
+        def job() -> str:
+            @copy_current_request_context
+            def elsewhere() -> str:
+                return f"{request.path} {session.get('user')}"
+
+            # Run in yet another thread, as the decorator is meant for.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(elsewhere).result(10)
+
+        return str(executor.submit(job).result(10))
+
+    assert app.test_client().get("/copy").text == "/copy None"
+    # Only the view's own context ran teardown_request.
+    assert teardowns == ["/copy"]
+
+
+def test_the_flask_internals_this_module_relies_on(app: Flask) -> None:
+    """Fails when Flask changes a private name that ``flask_executor.context`` uses.
+
+    The names are listed in docs/design.rst; the behaviour that rests on them is what
+    the other tests of this module check (a job sees the request, never tears it down).
+    """
+    assert isinstance(_cv_app, contextvars.ContextVar)
+    with app.test_request_context("/internals") as view_context:
+        assert _cv_app.get().app is app
+        live_request = request._get_current_object()  # type: ignore[attr-defined]
+        if context.MERGED_REQUEST_CONTEXT:
+            # Flask 3.2: the app context holds the request. Push and pop decide by
+            # '_request' whether the context owns one; Flask's other code reads the
+            # public properties, which a job's context answers from the view's.
+            assert _cv_app.get() is view_context
+            assert view_context._request is live_request  # type: ignore[attr-defined]
+            assert app.app_context()._request is None  # type: ignore[attr-defined]
+            for name in ("has_request", "request", "session"):
+                assert isinstance(inspect.getattr_static(AppContext, name), property), name
+            assert hasattr(view_context, "url_adapter")
+        else:
+            # Flask 2.2 to 3.1: the request context has a context variable of its own.
+            cv_request = context._cv_request
+            assert isinstance(cv_request, contextvars.ContextVar)
+            assert cv_request.get().request is live_request
+            assert not hasattr(app.app_context(), "request")
 
 
 # -- A fresh app context per job -----------------------------------------------------------

@@ -23,6 +23,7 @@ from flask import Flask
 from flask import g
 from flask import has_app_context
 from flask import has_request_context
+from flask import render_template_string
 from flask import request
 from flask import session
 from flask import url_for
@@ -60,6 +61,8 @@ needs_signals = pytest.mark.skipif(
 def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> None:
     @app.route("/users/<int:user_id>/report")
     def report(user_id: int) -> dict[str, t.Any]:
+        g.user = "ada"
+
         def job() -> dict[str, t.Any]:
             return {
                 "app": current_app.name,
@@ -70,6 +73,7 @@ def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> No
                 "endpoint": request.endpoint,
                 "method": request.method,
                 "url": url_for("report", user_id=9, _external=True),
+                "template": render_template_string("{{ request.path }} {{ g.user }}"),
             }
 
         return executor.submit(job).result(10)
@@ -84,6 +88,7 @@ def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> No
         "endpoint": "report",
         "method": "GET",
         "url": "http://localhost/users/9/report",
+        "template": "/users/7/report ada",
     }
 
 

@@ -1,24 +1,46 @@
 """Carrying Flask's contexts from the code that submits a job to the worker that runs it.
 
-This is the only module that touches Flask's context internals (``flask.globals._cv_app``
-and ``_cv_request``), so that the change Flask 3.2 brings, the request context merged into
-the app context, is a change to this file alone.
+This is the only module that knows how Flask keeps its contexts, so that a change in
+Flask is a change to this file alone. It uses Flask's public API (``app.app_context()``,
+``AppContext.push`` and ``pop`` through ``with``, ``has_request_context``) wherever that
+can do the job, and three private names of Flask where it cannot; each is checked by
+``tests/test_contexts.py::test_the_flask_internals_this_module_relies_on`` and listed in
+:doc:`/design`:
+
+* ``flask.globals._cv_app``, the context variable that holds the app context (Flask 2.2
+  and later): read at submit to find the caller's app context and ``g``.
+* ``flask.globals._cv_request`` (Flask 2.2 to 3.1): set in a process worker to make the
+  rebuilt request current without pushing it.
+* ``AppContext._request`` (Flask 3.2): push and pop decide by this attribute whether the
+  context owns a request, which is how a job's context can *show* a request it does not
+  own (:class:`_JobAppContext`).
+
+Flask's version is never read: what Flask offers is detected once, at import.
 
 The model, for workers that share this process (threads):
 
 * At submit, :func:`capture` takes ``contextvars.copy_context()``. That one O(1) call
-  carries every context variable of the caller: Flask's request context (so ``request``
-  and ``session`` resolve to the submitting request), a tracing span, a request id. It
-  also takes a shallow copy of ``g``, because ``g`` lives on the app context and the job
-  gets a fresh one.
-* In the worker, :func:`run_job` enters that copy and pushes a *fresh* app context, so the
-  job has its own ``g`` and ``teardown_appcontext`` functions (Flask-SQLAlchemy's session
-  removal among them) run exactly once, when the job ends.
+  carries every context variable of the caller: Flask's contexts (so ``request`` and
+  ``session`` resolve to the submitting request), a tracing span, a request id. It also
+  takes a shallow copy of ``g``, because ``g`` lives on the app context and the job gets a
+  fresh one.
+* In the worker, :func:`run_job` enters that copy and pushes a *fresh* app context with
+  Flask's own push and pop, so the job has its own ``g`` and ``teardown_appcontext``
+  functions (Flask-SQLAlchemy's session removal among them) run exactly once, when the job
+  ends.
 
-The request context is never copied or pushed. Pushing a copy would re-match the URL and
-reopen the session (about 17 µs a job), and popping it would run ``teardown_request`` and
-close the request's uploaded files while the view may still be using them (Flask-Executor
-1.0 did both). The job reads the live request object instead; the view owns its teardown.
+The submitting request is never copied, pushed or popped. Pushing a copy would re-match
+the URL and reopen the session, and popping it would run ``teardown_request`` and close
+the request's uploaded files while the view may still be using them (Flask-Executor 1.0
+did both). The job reads the live request object instead; the view owns its teardown.
+Where that request lives depends on Flask:
+
+* Flask 2.2 to 3.1 keep the request context in a context variable of its own, which the
+  copy carries: the job's fresh app context sits beside it.
+* Flask 3.2 merges the request context into the app context: one context variable holds
+  both, and a fresh ``app.app_context()`` has no request. The job's context is then a
+  :class:`_JobAppContext`, a fresh app context (own ``g``, own teardown) that shows the
+  submitting context's request, session and URL adapter without owning them.
 
 For workers in other processes nothing can be shared, so :func:`snapshot_for_process`
 takes a picklable snapshot and :func:`run_job_in_process` rebuilds the contexts from it in
@@ -28,26 +50,24 @@ the worker. See :doc:`/process-pools`.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import io
 import logging
 import os
 import pickle
 import threading
-import types
 import typing as t
 
+import flask.globals
 from flask import Flask
+from flask import has_request_context
+from flask import request as request_proxy
 from flask.ctx import AppContext
 from flask.globals import _cv_app
-from flask.globals import _cv_request
-from flask.signals import appcontext_popped
-from flask.signals import appcontext_pushed
-from flask.signals import appcontext_tearing_down
 
 from ._async_extra import explain_missing_asgiref
 
 __all__ = [
+    "MERGED_REQUEST_CONTEXT",
     "ProcessSnapshot",
     "app_import_target",
     "capture",
@@ -63,6 +83,15 @@ __all__ = [
 logger = logging.getLogger("flask_executor")
 
 R = t.TypeVar("R")
+
+# Flask 2.2 to 3.1 hold the request context in a context variable of its own; Flask 3.2
+# removed it when it merged the request context into the app context. Looked up with
+# getattr: Flask 3.2's module answers unknown names through a __getattr__ that warns
+# only for the deprecated names, and raises AttributeError for this one.
+_cv_request: contextvars.ContextVar[t.Any] | None = getattr(flask.globals, "_cv_request", None)
+
+#: True where the app context carries the request (Flask 3.2 and later).
+MERGED_REQUEST_CONTEXT = _cv_request is None
 
 
 def current_app_or_none() -> Flask | None:
@@ -105,7 +134,7 @@ def capture_without_app_context(app: Flask) -> tuple[Flask | None, contextvars.C
       caller's variables leaves out its app context, if it has one.
     """
     variables = contextvars.copy_context()
-    if _cv_request.get(None) is not None:
+    if has_request_context():
         return app, variables
     if _cv_app not in variables:
         return None, variables
@@ -156,104 +185,75 @@ def _call_in_app_context(
     fn: t.Callable[..., R],
     args: tuple[t.Any, ...],
     kwargs: dict[str, t.Any],
+    request_holder: t.Any = None,
 ) -> R:
-    app_ctx = app.app_context()
+    # Runs inside the job's own copy of the context variables. 'request_holder' is the
+    # context whose request the job shows on Flask 3.2: given for a process job, else
+    # the caller's context, which the copy holds as the current one.
+    if MERGED_REQUEST_CONTEXT:
+        if request_holder is None:
+            request_holder = _cv_app.get(None)
+        if request_holder is not None and request_holder.has_request:
+            app_ctx: AppContext = _JobAppContext(app, request_holder)
+        else:
+            app_ctx = app.app_context()
+    else:
+        app_ctx = app.app_context()
     if g_values:
         app_ctx.g.__dict__.update(g_values)
-    # Flask 2.2 to 3.1 count an app context's pushes in this list (see _pop_app_context).
-    tokens = getattr(app_ctx, "_cv_tokens", None)
-    if (
-        type(app_ctx) is not AppContext
-        # Patched by instrumentation, say: what the patch does is not known here.
-        or AppContext.push is not _FLASK_PUSH
-        or AppContext.pop is not _FLASK_POP
-        # A Flask whose app context is built otherwise (3.2 merges the request context
-        # into it). The tests run both paths, so CI on a new Flask shows a difference.
-        or type(tokens) is not list
-        # Read for each job: receivers may be connected at any time while the app runs.
-        or (
-            _SIGNALS_TAKE_RECEIVERS
-            and (
-                appcontext_pushed.receivers
-                or appcontext_tearing_down.receivers
-                or appcontext_popped.receivers
-            )
-        )
-    ):
-        # Flask's own push and pop, signals and all. ``with`` passes the job's
-        # exception to the teardown functions, as a view's does.
-        try:
-            with app_ctx:
-                return fn(*args, **kwargs)
-        except RuntimeError as exc:  # free until raised
-            explain_missing_asgiref(exc)  # an async teardown function, without asgiref
-            raise
-    # Otherwise, what Flask's push and pop come down to when nothing listens to the app
-    # context's signals. Sending three signals to no receivers is about half of what a
-    # push and pop cost (docs/performance.rst).
-    tokens.append(_cv_app.set(app_ctx))
+    # Flask's own push and pop: signals, nested pushes and teardown as Flask does them.
+    # 'with' passes the job's exception to the teardown functions, as a view's does.
     try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:
-        _pop_app_context(app_ctx, exc)
+        with app_ctx:
+            return fn(*args, **kwargs)
+    except RuntimeError as exc:  # free until raised
+        explain_missing_asgiref(exc)  # an async teardown function, without asgiref
         raise
-    _pop_app_context(app_ctx, None)
-    return result
 
 
-def _pop_app_context(app_ctx: AppContext, exc: BaseException | None) -> None:
-    # Flask's 'AppContext.pop', step for step, less the signals nobody receives.
-    tokens = app_ctx._cv_tokens
-    try:
-        # Only the outermost pop tears down: the job may have re-entered its context.
-        if len(tokens) == 1:
-            app = app_ctx.app
-            if (
-                type(app).do_teardown_appcontext is _FLASK_TEARDOWN
-                and "do_teardown_appcontext" not in app.__dict__
-            ):
-                # Flask's 'do_teardown_appcontext', less its signal.
-                plain_ensure_sync = (
-                    type(app).ensure_sync is _FLASK_ENSURE_SYNC
-                    and "ensure_sync" not in app.__dict__
-                )
-                for func in reversed(app.teardown_appcontext_funcs):
-                    if plain_ensure_sync and _is_plain_sync_function(func):
-                        func(exc)  # what 'ensure_sync' would return
-                    else:
-                        app.ensure_sync(func)(exc)
-            else:
-                app.do_teardown_appcontext(exc)
-    except RuntimeError as error:
-        explain_missing_asgiref(error)  # an async teardown function, without asgiref
-        raise
-    finally:
-        # Reset even if a teardown function failed, as Flask does.
-        current = _cv_app.get(None)
-        _cv_app.reset(tokens.pop())
-    if current is not app_ctx:
-        raise AssertionError(f"Popped wrong app context. ({current!r} instead of {app_ctx!r})")
+class _JobAppContext(AppContext):
+    """Flask 3.2: a job's fresh app context that shows another context's request.
 
+    Flask 3.2 reads ``request``, ``session`` and the URL adapter from the current app
+    context, through the public ``has_request``, ``request`` and ``session`` properties
+    and the ``url_adapter`` attribute, which this class answers from the submitting
+    context (``holder``). Its own ``_request`` stays None, and that attribute is what
+    Flask's push and pop read to decide whether to match the URL, open the session, run
+    ``teardown_request`` and close the request: none of that happens for a job. The
+    ``g``, the teardown and the signals are this context's own, as for any app context.
+    """
 
-def _is_plain_sync_function(func: object) -> bool:
-    # Whether 'inspect.iscoroutinefunction' would say no, answered for a plain function
-    # from its code flags. Asking 'inspect' for each teardown function of each job took
-    # as long as the rest of the job's app context (docs/performance.rst). A function
-    # marked by Python 3.12's 'inspect.markcoroutinefunction' carries the mark in its
-    # __dict__.
-    return (
-        type(func) is types.FunctionType
-        and not func.__code__.co_flags & inspect.CO_COROUTINE
-        and "_is_coroutine_marker" not in func.__dict__
-    )
+    _holder: t.Any
 
+    def __init__(self, app: Flask, holder: t.Any) -> None:
+        # A job's context made from another job's shows the same request directly.
+        if isinstance(holder, _JobAppContext):
+            holder = holder._holder
+        super().__init__(app)
+        self._holder = holder
+        # Bound to the request's host, so that 'url_for' in the job builds the URLs the
+        # view would.
+        self.url_adapter = holder.url_adapter
 
-# Flask 2.2 without blinker has stand-in signals that take no receivers at all.
-_SIGNALS_TAKE_RECEIVERS = hasattr(appcontext_pushed, "receivers")
-_FLASK_PUSH = AppContext.push
-_FLASK_POP = AppContext.pop
-_FLASK_TEARDOWN = Flask.do_teardown_appcontext
-_FLASK_ENSURE_SYNC = Flask.ensure_sync
+    @property
+    def has_request(self) -> bool:
+        return True
+
+    @property
+    def request(self) -> t.Any:
+        return self._holder.request
+
+    @property
+    def session(self) -> t.Any:
+        # The request's own session: opened on first use (Flask 3.2 loads it lazily),
+        # and marked accessed, as in the view.
+        return self._holder.session
+
+    def copy(self) -> _JobAppContext:
+        # 'copy_current_request_context' in a job: another context that shows the same
+        # request, which it does not own either. (Flask's copy passes 'request=' to the
+        # class, which would make the copy own, and close, the view's request.)
+        return type(self)(self.app, self._holder)
 
 
 # -- Process workers ---------------------------------------------------------------------
@@ -317,9 +317,8 @@ def snapshot_for_process(
     if app_ctx is not None and app_ctx.g.__dict__:
         g_pickle = _pickle_g(app_ctx.g.__dict__)
     environ = view_args = body = form = None
-    request_ctx = _cv_request.get(None)
-    if request_ctx is not None:
-        request = request_ctx.request
+    if has_request_context():
+        request = request_proxy._get_current_object()  # type: ignore[attr-defined]
         environ = {
             key: value
             for key, value in request.environ.items()
@@ -416,26 +415,16 @@ def _call_in_process_contexts(
     g_values = None if g_pickle is None else pickle.loads(g_pickle)
     if snapshot[3] is None:  # no environ: submitted outside a request
         return _call_in_app_context(app, g_values, fn, args, kwargs)
-    request_parts = ProcessSnapshot(*snapshot)
-    result: R = _call_in_app_context(
-        app, g_values, _call_with_request, (app, request_parts, fn, args, kwargs), {}
-    )
-    return result
-
-
-def _call_with_request(
-    app: Flask,
-    snapshot: ProcessSnapshot,
-    fn: t.Callable[..., R],
-    args: tuple[t.Any, ...],
-    kwargs: dict[str, t.Any],
-) -> R:
-    # Runs inside the job's app context. The request is made, not pushed: pushing would
-    # run the URL match, open the session and, at the end, 'teardown_request', none of
-    # which a job should do. Setting the context variable is what makes 'request'
-    # resolve to it; the whole Context is thrown away after the job.
-    _cv_request.set(_request_context_from(app, snapshot))
-    return fn(*args, **kwargs)
+    # The request is made, not pushed: pushing would run the URL match, open the session
+    # and, at the end, 'teardown_request', none of which a job should do.
+    request_ctx = _request_context_from(app, ProcessSnapshot(*snapshot))
+    if _cv_request is None:
+        # Flask 3.2: the job's app context shows the rebuilt request (_JobAppContext).
+        return _call_in_app_context(app, g_values, fn, args, kwargs, request_ctx)
+    # Flask 2.2 to 3.1: setting the context variable is what makes 'request' resolve to
+    # it; this whole Context is thrown away after the job.
+    _cv_request.set(request_ctx)
+    return _call_in_app_context(app, g_values, fn, args, kwargs)
 
 
 class _UnreadBody(io.RawIOBase):

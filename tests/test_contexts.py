@@ -9,6 +9,7 @@ import concurrent.futures
 import contextvars
 import inspect
 import io
+import re
 import threading
 import typing as t
 from pathlib import Path
@@ -16,18 +17,22 @@ from pathlib import Path
 import click
 import pytest
 import sqlalchemy as sa
+from flask import copy_current_request_context
 from flask import current_app
 from flask import Flask
 from flask import g
 from flask import has_app_context
 from flask import has_request_context
+from flask import render_template_string
 from flask import request
 from flask import session
 from flask import url_for
+from flask.ctx import AppContext
 from flask.globals import _cv_app
 from flask.signals import appcontext_popped
 from flask.signals import appcontext_pushed
 from flask.signals import appcontext_tearing_down
+from flask_executor import context
 from flask_executor import Executor
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -43,36 +48,11 @@ def g_values() -> dict[str, t.Any]:
     return {name: g.get(name) for name in g}
 
 
-def _listening(sender: Flask, **extra: t.Any) -> None:
-    pass
-
-
 # Flask 2.2 makes blinker optional; without it, signals take no receivers at all.
 needs_signals = pytest.mark.skipif(
     not hasattr(appcontext_pushed, "receivers"),
     reason="Flask's signals need blinker, which Flask 2.2 does not install",
 )
-
-
-@pytest.fixture(
-    autouse=True,
-    params=["no receivers", pytest.param("a receiver connected", marks=needs_signals)],
-)
-def app_context_signals(request: pytest.FixtureRequest) -> t.Iterator[str]:
-    """Run every test twice: without receivers and with one.
-
-    With no receiver connected to the app context's signals, a worker enters a job's app
-    context without sending them; with one, it uses Flask's own push and pop. Both must
-    behave the same in every test of this module.
-    """
-    if request.param == "no receivers":
-        yield request.param
-        return
-    appcontext_pushed.connect(_listening)
-    try:
-        yield request.param
-    finally:
-        appcontext_pushed.disconnect(_listening)
 
 
 # -- What a job sees -----------------------------------------------------------------------
@@ -81,6 +61,8 @@ def app_context_signals(request: pytest.FixtureRequest) -> t.Iterator[str]:
 def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> None:
     @app.route("/users/<int:user_id>/report")
     def report(user_id: int) -> dict[str, t.Any]:
+        g.user = "ada"
+
         def job() -> dict[str, t.Any]:
             return {
                 "app": current_app.name,
@@ -91,6 +73,7 @@ def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> No
                 "endpoint": request.endpoint,
                 "method": request.method,
                 "url": url_for("report", user_id=9, _external=True),
+                "template": render_template_string("{{ request.path }} {{ g.user }}"),
             }
 
         return executor.submit(job).result(10)
@@ -105,6 +88,7 @@ def test_job_sees_the_request_it_came_from(app: Flask, executor: Executor) -> No
         "endpoint": "report",
         "method": "GET",
         "url": "http://localhost/users/9/report",
+        "template": "/users/7/report ada",
     }
 
 
@@ -224,6 +208,80 @@ def test_job_that_outlives_its_request(app: Flask, executor: Executor) -> None:
     assert executor.futures.result("slow", timeout=10) == ("/slow", "1", "ada")
 
 
+def test_job_submitted_by_a_job_sees_the_request(app: Flask, executor: Executor) -> None:
+    @app.route("/chain")
+    def chain() -> str:
+        g.user = "ada"
+
+        def inner() -> str:
+            return f"{request.path} {g.user} {g.get('outer')}"
+
+        def outer() -> str:
+            g.outer = True
+            return str(executor.submit(inner).result(10))
+
+        return str(executor.submit(outer).result(10))
+
+    # The inner job gets a copy of the outer job's g, and still the view's request.
+    assert app.test_client().get("/chain").text == "/chain ada True"
+
+
+@pytest.mark.skipif(
+    not context.MERGED_REQUEST_CONTEXT,
+    reason="Flask 2.2 to 3.1 copy the view's own request context, which pops as a view's",
+)
+def test_copy_current_request_context_in_a_job_leaves_the_request_alone(
+    app: Flask, executor: Executor
+) -> None:
+    teardowns: list[str] = []
+    app.teardown_request(lambda exc: teardowns.append(request.path))
+
+    @app.route("/copy")
+    def copy_view() -> str:
+        def job() -> str:
+            @copy_current_request_context
+            def elsewhere() -> str:
+                return f"{request.path} {session.get('user')}"
+
+            # Run in yet another thread, as the decorator is meant for.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(elsewhere).result(10)
+
+        return str(executor.submit(job).result(10))
+
+    assert app.test_client().get("/copy").text == "/copy None"
+    # Only the view's own context ran teardown_request.
+    assert teardowns == ["/copy"]
+
+
+def test_the_flask_internals_this_module_relies_on(app: Flask) -> None:
+    """Fails when Flask changes a private name that ``flask_executor.context`` uses.
+
+    The names are listed in docs/design.rst; the behaviour that rests on them is what
+    the other tests of this module check (a job sees the request, never tears it down).
+    """
+    assert isinstance(_cv_app, contextvars.ContextVar)
+    with app.test_request_context("/internals") as view_context:
+        assert _cv_app.get().app is app
+        live_request = request._get_current_object()  # type: ignore[attr-defined]
+        if context.MERGED_REQUEST_CONTEXT:
+            # Flask 3.2: the app context holds the request. Push and pop decide by
+            # '_request' whether the context owns one; Flask's other code reads the
+            # public properties, which a job's context answers from the view's.
+            assert _cv_app.get() is view_context
+            assert view_context._request is live_request  # type: ignore[attr-defined]
+            assert app.app_context()._request is None  # type: ignore[attr-defined]
+            for name in ("has_request", "request", "session"):
+                assert isinstance(inspect.getattr_static(AppContext, name), property), name
+            assert hasattr(view_context, "url_adapter")
+        else:
+            # Flask 2.2 to 3.1: the request context has a context variable of its own.
+            cv_request = context._cv_request
+            assert isinstance(cv_request, contextvars.ContextVar)
+            assert cv_request.get().request is live_request
+            assert not hasattr(app.app_context(), "request")
+
+
 # -- A fresh app context per job -----------------------------------------------------------
 
 
@@ -268,8 +326,7 @@ def test_teardown_appcontext_runs_once_per_job_in_the_worker(
 
 @needs_signals
 def test_app_context_signals_are_sent_for_each_job(app: Flask, executor: Executor) -> None:
-    # With no receivers connected the worker skips sending them (a speed-up); once one
-    # is connected, every job sends all three, as Flask's own push and pop do.
+    # Every job's app context is pushed and popped by Flask, which sends all three.
     events: list[tuple[str, t.Any, t.Any]] = []
     lock = threading.Lock()
 
@@ -313,6 +370,14 @@ def test_app_context_signals_are_sent_for_each_job(app: Flask, executor: Executo
     ]
 
 
+def _raised(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` is a ``kind``, or an exception group that holds only those."""
+    inner = getattr(exc, "exceptions", None)
+    if inner is not None:
+        return bool(inner) and all(_raised(e, kind) for e in inner)
+    return isinstance(exc, kind)
+
+
 def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> None:
     app.config["EXECUTOR_MAX_WORKERS"] = 1
     executor = Executor(app)
@@ -336,7 +401,8 @@ def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> No
         bad = executor.submit(job, "bad teardown")
         raises = executor.submit(job, "raises")
         good = executor.submit(job, "good")
-        assert isinstance(bad.exception(10), LookupError)
+        # Flask 3.2 runs every teardown function and raises what failed as a group.
+        assert _raised(bad.exception(10), LookupError)
         assert isinstance(raises.exception(10), ValueError)
         assert good.result(10) == ("good", True)
     finally:
@@ -350,42 +416,8 @@ def test_teardown_that_fails_fails_the_job_and_spares_the_next(app: Flask) -> No
         assert future._variables.get(_cv_app) is None
 
 
-def test_app_that_wraps_its_teardown_is_honoured(app: Flask, executor: Executor) -> None:
-    # Instrumentation may wrap the method on the app object itself.
-    torn_down_in: list[int] = []
-    teardown = app.do_teardown_appcontext
-
-    def wrapped(exc: BaseException | None = None) -> None:
-        torn_down_in.append(threading.get_ident())
-        teardown(exc)
-
-    app.do_teardown_appcontext = wrapped  # type: ignore[method-assign]
-    worker = executor.submit(threading.get_ident).result(10)
-    assert torn_down_in == [worker]
-
-
-def test_the_lean_path_sends_no_signal_when_nobody_listens(
-    app: Flask, executor: Executor, app_context_signals: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Entering a job's app context without sending the signals is what makes it cheap
-    # (docs/performance.rst); with a receiver connected, Flask's own push sends them.
-    sent: list[str] = []
-    for signal in (appcontext_pushed, appcontext_tearing_down, appcontext_popped):
-        send = signal.send
-        monkeypatch.setattr(
-            signal,
-            "send",
-            lambda *a, _send=send, _name=signal.name, **k: sent.append(_name) or _send(*a, **k),
-        )
-    executor.submit(len, "job").result(10)
-    if app_context_signals == "no receivers":
-        assert sent == []
-    else:
-        assert sent == ["appcontext-pushed", "appcontext-tearing-down", "appcontext-popped"]
-
-
 def test_async_teardown_functions_run_to_completion(app: Flask, executor: Executor) -> None:
-    # Plain functions are called as they are; anything else goes through 'ensure_sync'.
+    # Flask's own pop runs them through 'ensure_sync'.
     events: list[str] = []
 
     @app.teardown_appcontext
@@ -399,66 +431,6 @@ def test_async_teardown_functions_run_to_completion(app: Flask, executor: Execut
     executor.submit(len, "job").result(10)
     # Flask runs teardown functions last registered first.
     assert events == ["sync teardown", "async teardown"]
-
-
-@pytest.mark.skipif(
-    not hasattr(inspect, "markcoroutinefunction"), reason="Python 3.12 marks coroutine functions"
-)
-def test_teardown_functions_marked_as_coroutine_functions_are_awaited(
-    app: Flask, executor: Executor
-) -> None:
-    events: list[str] = []
-
-    async def work() -> None:
-        events.append("awaited")
-
-    def teardown(exc: BaseException | None) -> t.Any:
-        return work()  # a plain function that returns a coroutine, marked as such
-
-    app.teardown_appcontext(inspect.markcoroutinefunction(teardown))
-    executor.submit(len, "job").result(10)
-    assert events == ["awaited"]
-
-
-def test_app_subclass_that_overrides_ensure_sync_is_honoured() -> None:
-    seen: list[str] = []
-
-    class TrackingFlask(Flask):
-        def ensure_sync(self, func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-            seen.append(getattr(func, "__name__", ""))
-            return super().ensure_sync(func)
-
-    app = TrackingFlask("tracking")
-
-    @app.teardown_appcontext
-    def teardown(exc: BaseException | None) -> None:
-        pass
-
-    executor = Executor(app)
-    try:
-        executor.submit(len, "job").result(10)
-    finally:
-        executor.shutdown()
-    assert "teardown" in seen
-
-
-def test_app_subclass_that_overrides_teardown_is_honoured() -> None:
-    torn_down_in: list[int] = []
-
-    class TrackingFlask(Flask):
-        def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
-            torn_down_in.append(threading.get_ident())
-            super().do_teardown_appcontext(exc)
-
-    app = TrackingFlask("tracking")
-    executor = Executor(app)
-    try:
-        # Outside any app context, so that only the job's own context is torn down. The
-        # job's future is set after its teardown.
-        worker = executor.submit(threading.get_ident).result(10)
-    finally:
-        executor.shutdown()
-    assert torn_down_in == [worker]
 
 
 def test_job_that_reenters_its_app_context_is_torn_down_once(
@@ -486,8 +458,9 @@ def test_job_that_leaves_another_app_context_pushed_fails(app: Flask, executor: 
         return "returned"
 
     failure = executor.submit(job).exception(10)
-    assert isinstance(failure, AssertionError)
-    assert "Popped wrong app context" in str(failure)
+    # Flask 2.2 to 3.1 raise AssertionError, Flask 3.2 RuntimeError.
+    assert isinstance(failure, (AssertionError, RuntimeError))
+    assert re.search("Popped wrong app context|not the active context", str(failure))
 
 
 # -- Flask-SQLAlchemy ----------------------------------------------------------------------

@@ -356,8 +356,11 @@ class Executor(concurrent.futures.Executor):
         ``future_key`` and ``fn`` may also be passed as keywords. Those passed first
         leave their keywords to the job's own arguments.
 
+        Any hashable value is a key, None included, as in 1.0.
+
         :raises ValueError: if a future is already stored under ``future_key``; the job
             is then not run.
+        :raises TypeError: if ``future_key`` is not hashable; the job is then not run.
         """
         if future_key is MISSING:
             future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
@@ -370,13 +373,24 @@ class Executor(concurrent.futures.Executor):
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = MISSING,
     ) -> FutureProxy[t.Any]:
+        # 'future_key' is MISSING for a job that is not stored. None is a key like any
+        # other, as in 1.0, whose 'submit_stored(None, fn)' stored the future under None.
         if not callable(fn):
             raise TypeError(
                 f"The job given to 'submit' must be callable, but got {fn!r}. Pass the"
                 " function itself, as in executor.submit(send_mail, address)."
             )
+        if future_key is not MISSING:
+            try:
+                hash(future_key)
+            except TypeError:
+                raise TypeError(
+                    "The key given to 'submit_stored' must be hashable, as a dict key is,"
+                    f" but got {future_key!r} ({type(future_key).__name__}). Use a string,"
+                    " a number or a tuple of them."
+                ) from None
         app, state = self._state()
         if tasks.is_coroutine_function(fn):
             fn, args = tasks.call_coroutine_function, (fn, *args)
@@ -417,7 +431,7 @@ class Executor(concurrent.futures.Executor):
             concurrent.futures.Future.add_done_callback(
                 future, _FailureLogger(app, fn, args, future_key)
             )
-        if future_key is not None:
+        if future_key is not MISSING:
             state.futures.add(future_key, future)
         try:
             if isinstance(future, tasks.ThreadTask):
@@ -428,7 +442,7 @@ class Executor(concurrent.futures.Executor):
                 )
                 process_tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
         except BaseException:
-            if future_key is not None:
+            if future_key is not MISSING:
                 state.futures.pop(future_key)
             raise
         return future
@@ -514,7 +528,9 @@ class Executor(concurrent.futures.Executor):
             g_values = None
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
-            return self._start(app, state, job_app, variables.copy(), g_values, fn, args, {}, None)
+            return self._start(
+                app, state, job_app, variables.copy(), g_values, fn, args, {}, MISSING
+            )
 
         return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
 
@@ -596,7 +612,7 @@ class _FailureLogger:
         app: Flask,
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = MISSING,
     ) -> None:
         # The name only: a logger kept for a job that is stored for a long time should
         # not keep its app alive on its own.
@@ -612,8 +628,13 @@ class _FailureLogger:
         if exc is None:
             return
         job = tasks.describe(self.fn)  # "'module.qualname'", quoted for the message
-        extra = {"job": job[1:-1], "future_key": self.future_key, "flask_app": self.app_name}
-        if self.future_key is None:
+        stored = self.future_key is not MISSING
+        extra = {
+            "job": job[1:-1],
+            "future_key": self.future_key if stored else None,
+            "flask_app": self.app_name,
+        }
+        if not stored:
             logger.error("The job %s failed.", job, exc_info=exc, extra=extra)
         else:
             logger.error(

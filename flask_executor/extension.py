@@ -394,12 +394,7 @@ class Executor(concurrent.futures.Executor):
         app, state = self._state()
         if tasks.is_coroutine_function(fn):
             fn, args = tasks.call_coroutine_function, (fn, *args)
-        if state.push_app_context:
-            job_app: Flask | None = app
-            variables, g_values = context.capture(app)
-        else:
-            job_app, variables = context.capture_without_app_context(app)
-            g_values = None
+        job_app, variables, g_values = _capture(app, state)
         return self._start(app, state, job_app, variables, g_values, fn, args, kwargs, future_key)
 
     def _start(
@@ -520,12 +515,7 @@ class Executor(concurrent.futures.Executor):
         # Captured once, here, where the caller is; each item runs in its own copy, so
         # no two workers ever enter the same Context (1.0's "Token was created in a
         # different Context").
-        if state.push_app_context:
-            job_app: Flask | None = app
-            variables, g_values = context.capture(app)
-        else:
-            job_app, variables = context.capture_without_app_context(app)
-            g_values = None
+        job_app, variables, g_values = _capture(app, state)
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
             return self._start(
@@ -579,6 +569,19 @@ class Executor(concurrent.futures.Executor):
         :param cancel_futures: Cancel the jobs that have not started.
         """
         self._state()[1].manager.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _capture(
+    app: Flask, state: _AppState
+) -> tuple[Flask | None, contextvars.Context, dict[str, t.Any] | None]:
+    """The caller's contexts for a job of ``app``: the app whose fresh app context the
+    job runs in (None for none), the caller's context variables, and a copy of ``g``."""
+    if state.push_app_context:
+        variables, g_values = context.capture(app)
+        return app, variables, g_values
+    # EXECUTOR_PUSH_APP_CONTEXT = False: no 'g', and never the caller's app context.
+    job_app, variables = context.capture_without_app_context(app)
+    return job_app, variables, None
 
 
 def _deprecated(attribute: str, instead: str) -> None:

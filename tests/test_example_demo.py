@@ -9,7 +9,6 @@ as it is printed there, so that pasting it keeps working.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from example_modules import example_module
 from servers import free_port
 from servers import get
 from servers import get_json
@@ -40,19 +40,8 @@ DEMO = ROOT / "examples" / "demo.py"
 @pytest.fixture
 def demo() -> t.Iterator[types.ModuleType]:
     # A fresh module each time: each test gets its own app, executor and stored futures.
-    spec = importlib.util.spec_from_file_location("flask_executor_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # In sys.modules while it runs, as an import puts it: Flask finds the app's folder,
-    # and so its static files, from the module.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module(DEMO, "flask_executor_demo") as module:
         yield module
-        with module.app.app_context():
-            module.executor.shutdown(wait=True)
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture

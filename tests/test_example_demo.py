@@ -285,3 +285,36 @@ def test_quickstart_app_works_as_printed() -> None:
     finally:
         with app.app_context():
             executor.shutdown(wait=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_quickstart_two_readers_of_one_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two requests read a finished job at the same moment (a browser and curl polling):
+    # both find it stored and done, and one pops it first. The other still gets the
+    # result, never a 500.
+    namespace: dict[str, t.Any] = {"__name__": "quickstart_app"}
+    exec(compile(_quickstart_app_source(), str(QUICKSTART), "exec"), namespace)
+    app, executor = namespace["app"], namespace["executor"]
+    client = app.test_client()
+    try:
+        assert client.get("/start/7").status_code == 202
+        with app.app_context():
+            collection = executor.futures
+        future = collection.get(7)
+        assert future is not None
+        future.result(timeout=30)  # the page's job sleeps 2 s
+        real_pop = collection.pop
+
+        def popped_by_the_other_reader_first(key: t.Hashable) -> t.Any:
+            real_pop(key)  # the other request's pop, just before this one's
+            return real_pop(key)
+
+        monkeypatch.setattr(collection, "pop", popped_by_the_other_reader_first)
+        done = client.get("/result/7")
+        assert done.status_code == 200
+        assert done.json == {"n": 7, "square": 49, "asked_from": "/start/7"}
+        assert 7 not in collection
+    finally:
+        with app.app_context():
+            executor.shutdown(wait=True)

@@ -152,9 +152,17 @@ class Executor(concurrent.futures.Executor):
         old_state = self._states.get(app)
         if old_state is not None:
             # The results of stored jobs are still to be fetched, as in 1.0, whose
-            # executor kept one collection whatever 'init_app' did.
-            for future_key, future in old_state.futures.items():
-                state.futures.add(future_key, future)
+            # executor kept one collection whatever 'init_app' did. The same collection,
+            # not a copy: a job stored through the old binding while this runs lands
+            # where 'executor.futures' finds it, and a future popped from it is not
+            # kept alive by the other. Copied only if the bound changed, as a collection
+            # keeps its bound for life.
+            old_futures = old_state.futures
+            if old_futures.max_length == config.futures_max_length:
+                state.futures = old_futures
+            else:
+                for future_key, future in old_futures.items():
+                    state.futures.add(future_key, future)
         self._states[app] = state
         # Jobs of an executor bound to one app find its state without a weak dict
         # lookup, in a view or outside any app context (a CLI command, a script).

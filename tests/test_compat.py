@@ -307,6 +307,66 @@ def test_init_app_again_lets_a_process_pools_job_finish(app: Flask) -> None:
     executor.shutdown()
 
 
+class _KeyThatWaits:
+    """A key whose hash, read by the thread it is armed for, says so and waits."""
+
+    def __init__(self) -> None:
+        self.armed_for: threading.Thread | None = None
+        self.read = threading.Event()
+        self.proceed = threading.Event()
+
+    def __hash__(self) -> int:
+        if threading.current_thread() is self.armed_for:
+            self.read.set()
+            assert self.proceed.wait(10)
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+@pytest.mark.timeout(30)
+def test_a_job_stored_while_the_app_is_bound_again_stays_stored(app: Flask) -> None:
+    executor = Executor(app)
+    key = _KeyThatWaits()
+    executor.submit_stored(key, echo).result(10)
+    futures = executor.futures
+
+    def bind_again() -> None:
+        try:
+            executor.init_app(app)
+        finally:
+            key.read.set()
+
+    thread = threading.Thread(target=bind_again)
+    key.armed_for = thread  # an 'init_app' that reads the stored keys waits there
+    thread.start()
+    assert key.read.wait(10)
+    # A request stores a job meanwhile, through the old binding if it is still current.
+    late = executor.submit_stored("late", echo, n=1)
+    key.proceed.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert late.result(10) == ((), {"n": 1})
+    assert executor.futures.get("late") is late
+    assert executor.futures.get(key) is not None
+    # One collection whatever 'init_app' does, as in 1.0.
+    assert executor.futures is futures
+    executor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_init_app_again_with_another_bound_keeps_the_stored_futures(app: Flask) -> None:
+    executor = Executor(app)
+    stored = executor.submit_stored("k", echo)
+    app.config["EXECUTOR_FUTURES_MAX_LENGTH"] = 3
+    executor.init_app(app)
+    assert executor.futures.max_length == 3
+    assert executor.futures.get("k") is stored
+    assert stored.result(10) == ((), {})
+    executor.shutdown()
+
+
 @pytest.mark.timeout(30)
 def test_init_app_again_while_jobs_are_queued(app: Flask) -> None:
     # The old pool is shut down without cancelling: queued jobs still run.

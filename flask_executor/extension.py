@@ -173,8 +173,9 @@ class Executor(concurrent.futures.Executor):
             # runs what it has queued and lets its workers go once that is done; it is
             # freed when the last of its jobs lets go of it, since nothing else keeps
             # the old state. A submit that took the old state just before this line (a
-            # re-binding while the app serves requests) fails with the usual "has been
-            # shut down" error, as a submit during 'shutdown' would.
+            # re-binding while the app serves requests) is sent to the new binding by
+            # '_submit'; a 'map' with a 'buffersize', started before it, fails for the
+            # items it has yet to start, as it would after 'shutdown'.
             old_state.manager.shutdown(wait=False)
 
     def _state(self) -> tuple[Flask, _AppState]:
@@ -400,10 +401,21 @@ class Executor(concurrent.futures.Executor):
                     " a number or a tuple of them."
                 ) from None
         app, state = self._state()
+        job_fn, job_args = fn, args
         if tasks.is_coroutine_function(fn):
-            fn, args = tasks.call_coroutine_function, (fn, *args)
+            job_fn, job_args = tasks.call_coroutine_function, (fn, *args)
         job_app, variables, g_values = _capture(app, state)
-        return self._start(app, state, job_app, variables, g_values, fn, args, kwargs, future_key)
+        try:
+            return self._start(
+                app, state, job_app, variables, g_values, job_fn, job_args, kwargs, future_key
+            )
+        except RuntimeError:
+            # 'init_app' bound the app again since '_state' was read, and shut the old
+            # binding's pool down: the job goes to the new binding, as it would have a
+            # moment later. (Nothing of it ran; the stored futures are shared.)
+            if state.manager.is_shut_down and self._states.get(app) not in (None, state):
+                return self._submit(fn, args, kwargs, future_key)
+            raise
 
     def _start(
         self,

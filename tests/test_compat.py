@@ -308,17 +308,22 @@ def test_init_app_again_lets_a_process_pools_job_finish(app: Flask) -> None:
 
 
 class _KeyThatWaits:
-    """A key whose hash, read by the thread it is armed for, says so and waits."""
+    """A key whose hash, read by the thread it is armed for, says so and waits: from
+    the ``wait_at``-th time that thread reads it."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_at: int = 1) -> None:
         self.armed_for: threading.Thread | None = None
+        self.wait_at = wait_at
+        self.reads = 0
         self.read = threading.Event()
         self.proceed = threading.Event()
 
     def __hash__(self) -> int:
         if threading.current_thread() is self.armed_for:
-            self.read.set()
-            assert self.proceed.wait(10)
+            self.reads += 1
+            if self.reads >= self.wait_at:
+                self.read.set()
+                assert self.proceed.wait(10)
         return 1
 
     def __eq__(self, other: object) -> bool:
@@ -352,6 +357,33 @@ def test_a_job_stored_while_the_app_is_bound_again_stays_stored(app: Flask) -> N
     assert executor.futures.get(key) is not None
     # One collection whatever 'init_app' does, as in 1.0.
     assert executor.futures is futures
+    executor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_a_job_submitted_while_the_app_is_bound_again_runs(app: Flask) -> None:
+    executor = Executor(app)
+    # 'submit_stored' reads the key's hash once to check it, then again to store it,
+    # after it has taken the current binding: the second read waits.
+    key = _KeyThatWaits(wait_at=2)
+    submitted: list[concurrent.futures.Future[t.Any]] = []
+
+    def submit() -> None:
+        submitted.append(executor.submit_stored(key, echo, n=2))
+
+    thread = threading.Thread(target=submit)
+    key.armed_for = thread
+    thread.start()
+    assert key.read.wait(10)
+    old_pool = executor.pool
+    executor.init_app(app)  # shuts the pool down that the waiting submit took
+    key.proceed.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    (future,) = submitted  # not a RuntimeError: the job went to the new binding
+    assert future.result(10) == ((), {"n": 2})
+    assert executor.futures.get(key) is future
+    assert executor.pool is not old_pool
     executor.shutdown()
 
 

@@ -14,6 +14,7 @@ import gc
 import importlib.metadata
 import inspect
 import logging
+import os
 import threading
 import typing as t
 import weakref
@@ -679,6 +680,36 @@ def test_no_push_callbacks_never_see_the_callers_app_context(app: Flask, no_push
         no_push.submit(echo).result(10)
         assert done.wait(10)
     assert seen == [False]
+
+
+@pytest.mark.timeout(60)
+def test_no_push_process_job_gets_nothing_its_callback_gets_the_request(app: Flask) -> None:
+    # As docs/process-pools.rst says: the job in the worker gets no Flask context, while
+    # its callbacks run here, with what a thread pool's job would get.
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_PUSH_APP_CONTEXT"] = False
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    seen: list[tuple[bool, str | None, bool]] = []
+    done = threading.Event()
+
+    def callback(_: concurrent.futures.Future[t.Any]) -> None:
+        path = request.path if has_request_context() else None
+        seen.append((has_app_context(), path, _cv_app.get(None) is caller_context))
+        done.set()
+
+    try:
+        with app.test_request_context("/report"):
+            caller_context = _cv_app.get()
+            future = executor.submit(jobs.context_report)
+            future.add_done_callback(callback)
+            report = future.result(30)
+            assert done.wait(10)
+        assert (report["has_request_context"], report["g"]) == (False, None)
+        assert report["pid"] != os.getpid()
+        assert seen == [(True, "/report", False)]
+    finally:
+        executor.shutdown()
 
 
 @pytest.mark.timeout(30)

@@ -152,9 +152,17 @@ class Executor(concurrent.futures.Executor):
         old_state = self._states.get(app)
         if old_state is not None:
             # The results of stored jobs are still to be fetched, as in 1.0, whose
-            # executor kept one collection whatever 'init_app' did.
-            for future_key, future in old_state.futures.items():
-                state.futures.add(future_key, future)
+            # executor kept one collection whatever 'init_app' did. The same collection,
+            # not a copy: a job stored through the old binding while this runs lands
+            # where 'executor.futures' finds it, and a future popped from it is not
+            # kept alive by the other. Copied only if the bound changed, as a collection
+            # keeps its bound for life.
+            old_futures = old_state.futures
+            if old_futures.max_length == config.futures_max_length:
+                state.futures = old_futures
+            else:
+                for future_key, future in old_futures.items():
+                    state.futures.add(future_key, future)
         self._states[app] = state
         # Jobs of an executor bound to one app find its state without a weak dict
         # lookup, in a view or outside any app context (a CLI command, a script).
@@ -165,8 +173,9 @@ class Executor(concurrent.futures.Executor):
             # runs what it has queued and lets its workers go once that is done; it is
             # freed when the last of its jobs lets go of it, since nothing else keeps
             # the old state. A submit that took the old state just before this line (a
-            # re-binding while the app serves requests) fails with the usual "has been
-            # shut down" error, as a submit during 'shutdown' would.
+            # re-binding while the app serves requests) is sent to the new binding by
+            # '_submit'; a 'map' with a 'buffersize', started before it, fails for the
+            # items it has yet to start, as it would after 'shutdown'.
             old_state.manager.shutdown(wait=False)
 
     def _state(self) -> tuple[Flask, _AppState]:
@@ -356,8 +365,11 @@ class Executor(concurrent.futures.Executor):
         ``future_key`` and ``fn`` may also be passed as keywords. Those passed first
         leave their keywords to the job's own arguments.
 
+        Any hashable value is a key, None included, as in 1.0.
+
         :raises ValueError: if a future is already stored under ``future_key``; the job
             is then not run.
+        :raises TypeError: if ``future_key`` is not hashable; the job is then not run.
         """
         if future_key is MISSING:
             future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
@@ -370,23 +382,40 @@ class Executor(concurrent.futures.Executor):
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = MISSING,
     ) -> FutureProxy[t.Any]:
+        # 'future_key' is MISSING for a job that is not stored. None is a key like any
+        # other, as in 1.0, whose 'submit_stored(None, fn)' stored the future under None.
         if not callable(fn):
             raise TypeError(
                 f"The job given to 'submit' must be callable, but got {fn!r}. Pass the"
                 " function itself, as in executor.submit(send_mail, address)."
             )
+        if future_key is not MISSING:
+            try:
+                hash(future_key)
+            except TypeError:
+                raise TypeError(
+                    "The key given to 'submit_stored' must be hashable, as a dict key is,"
+                    f" but got {future_key!r} ({type(future_key).__name__}). Use a string,"
+                    " a number or a tuple of them."
+                ) from None
         app, state = self._state()
+        job_fn, job_args = fn, args
         if tasks.is_coroutine_function(fn):
-            fn, args = tasks.call_coroutine_function, (fn, *args)
-        if state.push_app_context:
-            job_app: Flask | None = app
-            variables, g_values = context.capture(app)
-        else:
-            job_app, variables = context.capture_without_app_context(app)
-            g_values = None
-        return self._start(app, state, job_app, variables, g_values, fn, args, kwargs, future_key)
+            job_fn, job_args = tasks.call_coroutine_function, (fn, *args)
+        job_app, variables, g_values = _capture(app, state)
+        try:
+            return self._start(
+                app, state, job_app, variables, g_values, job_fn, job_args, kwargs, future_key
+            )
+        except RuntimeError:
+            # 'init_app' bound the app again since '_state' was read, and shut the old
+            # binding's pool down: the job goes to the new binding, as it would have a
+            # moment later. (Nothing of it ran; the stored futures are shared.)
+            if state.manager.is_shut_down and self._states.get(app) not in (None, state):
+                return self._submit(fn, args, kwargs, future_key)
+            raise
 
     def _start(
         self,
@@ -417,7 +446,7 @@ class Executor(concurrent.futures.Executor):
             concurrent.futures.Future.add_done_callback(
                 future, _FailureLogger(app, fn, args, future_key)
             )
-        if future_key is not None:
+        if future_key is not MISSING:
             state.futures.add(future_key, future)
         try:
             if isinstance(future, tasks.ThreadTask):
@@ -428,7 +457,7 @@ class Executor(concurrent.futures.Executor):
                 )
                 process_tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
         except BaseException:
-            if future_key is not None:
+            if future_key is not MISSING:
                 state.futures.pop(future_key)
             raise
         return future
@@ -506,15 +535,12 @@ class Executor(concurrent.futures.Executor):
         # Captured once, here, where the caller is; each item runs in its own copy, so
         # no two workers ever enter the same Context (1.0's "Token was created in a
         # different Context").
-        if state.push_app_context:
-            job_app: Flask | None = app
-            variables, g_values = context.capture(app)
-        else:
-            job_app, variables = context.capture_without_app_context(app)
-            g_values = None
+        job_app, variables, g_values = _capture(app, state)
 
         def start(args: tuple[t.Any, ...]) -> FutureProxy[t.Any]:
-            return self._start(app, state, job_app, variables.copy(), g_values, fn, args, {}, None)
+            return self._start(
+                app, state, job_app, variables.copy(), g_values, fn, args, {}, MISSING
+            )
 
         return MapResult(start, arguments, timeout=timeout, buffersize=buffersize, chunked=chunked)
 
@@ -565,6 +591,19 @@ class Executor(concurrent.futures.Executor):
         self._state()[1].manager.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+def _capture(
+    app: Flask, state: _AppState
+) -> tuple[Flask | None, contextvars.Context, dict[str, t.Any] | None]:
+    """The caller's contexts for a job of ``app``: the app whose fresh app context the
+    job runs in (None for none), the caller's context variables, and a copy of ``g``."""
+    if state.push_app_context:
+        variables, g_values = context.capture(app)
+        return app, variables, g_values
+    # EXECUTOR_PUSH_APP_CONTEXT = False: no 'g', and never the caller's app context.
+    job_app, variables = context.capture_without_app_context(app)
+    return job_app, variables, None
+
+
 def _deprecated(attribute: str, instead: str) -> None:
     warnings.warn(
         f"'executor.{attribute}' is kept from Flask-Executor 1.0 and is deprecated;"
@@ -596,7 +635,7 @@ class _FailureLogger:
         app: Flask,
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = MISSING,
     ) -> None:
         # The name only: a logger kept for a job that is stored for a long time should
         # not keep its app alive on its own.
@@ -612,8 +651,13 @@ class _FailureLogger:
         if exc is None:
             return
         job = tasks.describe(self.fn)  # "'module.qualname'", quoted for the message
-        extra = {"job": job[1:-1], "future_key": self.future_key, "flask_app": self.app_name}
-        if self.future_key is None:
+        stored = self.future_key is not MISSING
+        extra = {
+            "job": job[1:-1],
+            "future_key": self.future_key if stored else None,
+            "flask_app": self.app_name,
+        }
+        if not stored:
             logger.error("The job %s failed.", job, exc_info=exc, extra=extra)
         else:
             logger.error(

@@ -13,6 +13,8 @@ import contextvars
 import gc
 import importlib.metadata
 import inspect
+import logging
+import os
 import threading
 import typing as t
 import weakref
@@ -165,6 +167,45 @@ def test_submit_without_a_function_names_what_is_missing(executor: Executor) -> 
     assert executor.futures.keys() == []
 
 
+@pytest.mark.timeout(20)
+def test_none_is_a_key_as_in_1_0(
+    app: Flask, executor: Executor, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1.0 stored 'submit_stored(None, fn)' under None; it must not be run unstored.
+    app.config["EXECUTOR_PROPAGATE_EXCEPTIONS"] = True
+    executor.init_app(app)
+    future = executor.submit_stored(future_key=None, fn=echo, n=1)
+    assert executor.futures.get(None) is future
+    assert executor.futures.result(None, 10) == ((), {"n": 1})
+    with pytest.raises(ValueError, match="already stored under the key None"):
+        executor.submit_stored(None, echo)
+    assert executor.futures.pop(None) is future
+
+    def fail() -> None:
+        raise LookupError("none")
+
+    with caplog.at_level(logging.ERROR, "flask_executor"):
+        failed = executor.submit_stored(None, fail)
+        assert isinstance(failed.exception(10), LookupError)
+        executor.shutdown(wait=True)  # the log line is written by a done callback
+    (record,) = [r for r in caplog.records if r.name == "flask_executor"]
+    assert record.getMessage().endswith("stored under None failed.")
+
+
+def test_an_unhashable_key_is_refused_before_the_job_runs(executor: Executor) -> None:
+    ran = threading.Event()
+    with pytest.raises(TypeError) as info:
+        executor.submit_stored(["report", 1], ran.set)
+    assert str(info.value) == (
+        "The key given to 'submit_stored' must be hashable, as a dict key is, but got"
+        " ['report', 1] (list). Use a string, a number or a tuple of them."
+    )
+    assert executor.futures.keys() == []
+    # Nothing was queued: the pool still runs the next job, and that one alone.
+    executor.submit(lambda: None).result(10)
+    assert not ran.is_set()
+
+
 # -- Executor(current_app) -----------------------------------------------------------------
 
 
@@ -264,6 +305,98 @@ def test_init_app_again_lets_a_process_pools_job_finish(app: Flask) -> None:
             manager_thread.join(30)
     gc.collect()
     assert old_pool_ref() is None
+    executor.shutdown()
+
+
+class _KeyThatWaits:
+    """A key whose hash, read by the thread it is armed for, says so and waits: from
+    the ``wait_at``-th time that thread reads it."""
+
+    def __init__(self, wait_at: int = 1) -> None:
+        self.armed_for: threading.Thread | None = None
+        self.wait_at = wait_at
+        self.reads = 0
+        self.read = threading.Event()
+        self.proceed = threading.Event()
+
+    def __hash__(self) -> int:
+        if threading.current_thread() is self.armed_for:
+            self.reads += 1
+            if self.reads >= self.wait_at:
+                self.read.set()
+                assert self.proceed.wait(10)
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+@pytest.mark.timeout(30)
+def test_a_job_stored_while_the_app_is_bound_again_stays_stored(app: Flask) -> None:
+    executor = Executor(app)
+    key = _KeyThatWaits()
+    executor.submit_stored(key, echo).result(10)
+    futures = executor.futures
+
+    def bind_again() -> None:
+        try:
+            executor.init_app(app)
+        finally:
+            key.read.set()
+
+    thread = threading.Thread(target=bind_again)
+    key.armed_for = thread  # an 'init_app' that reads the stored keys waits there
+    thread.start()
+    assert key.read.wait(10)
+    # A request stores a job meanwhile, through the old binding if it is still current.
+    late = executor.submit_stored("late", echo, n=1)
+    key.proceed.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert late.result(10) == ((), {"n": 1})
+    assert executor.futures.get("late") is late
+    assert executor.futures.get(key) is not None
+    # One collection whatever 'init_app' does, as in 1.0.
+    assert executor.futures is futures
+    executor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_a_job_submitted_while_the_app_is_bound_again_runs(app: Flask) -> None:
+    executor = Executor(app)
+    # 'submit_stored' reads the key's hash once to check it, then again to store it,
+    # after it has taken the current binding: the second read waits.
+    key = _KeyThatWaits(wait_at=2)
+    submitted: list[concurrent.futures.Future[t.Any]] = []
+
+    def submit() -> None:
+        submitted.append(executor.submit_stored(key, echo, n=2))
+
+    thread = threading.Thread(target=submit)
+    key.armed_for = thread
+    thread.start()
+    assert key.read.wait(10)
+    old_pool = executor.pool
+    executor.init_app(app)  # shuts the pool down that the waiting submit took
+    key.proceed.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    (future,) = submitted  # not a RuntimeError: the job went to the new binding
+    assert future.result(10) == ((), {"n": 2})
+    assert executor.futures.get(key) is future
+    assert executor.pool is not old_pool
+    executor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_init_app_again_with_another_bound_keeps_the_stored_futures(app: Flask) -> None:
+    executor = Executor(app)
+    stored = executor.submit_stored("k", echo)
+    app.config["EXECUTOR_FUTURES_MAX_LENGTH"] = 3
+    executor.init_app(app)
+    assert executor.futures.max_length == 3
+    assert executor.futures.get("k") is stored
+    assert stored.result(10) == ((), {})
     executor.shutdown()
 
 
@@ -547,6 +680,36 @@ def test_no_push_callbacks_never_see_the_callers_app_context(app: Flask, no_push
         no_push.submit(echo).result(10)
         assert done.wait(10)
     assert seen == [False]
+
+
+@pytest.mark.timeout(60)
+def test_no_push_process_job_gets_nothing_its_callback_gets_the_request(app: Flask) -> None:
+    # As docs/process-pools.rst says: the job in the worker gets no Flask context, while
+    # its callbacks run here, with what a thread pool's job would get.
+    app.config["EXECUTOR_TYPE"] = "process"
+    app.config["EXECUTOR_PUSH_APP_CONTEXT"] = False
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    executor = Executor(app)
+    seen: list[tuple[bool, str | None, bool]] = []
+    done = threading.Event()
+
+    def callback(_: concurrent.futures.Future[t.Any]) -> None:
+        path = request.path if has_request_context() else None
+        seen.append((has_app_context(), path, _cv_app.get(None) is caller_context))
+        done.set()
+
+    try:
+        with app.test_request_context("/report"):
+            caller_context = _cv_app.get()
+            future = executor.submit(jobs.context_report)
+            future.add_done_callback(callback)
+            report = future.result(30)
+            assert done.wait(10)
+        assert (report["has_request_context"], report["g"]) == (False, None)
+        assert report["pid"] != os.getpid()
+        assert seen == [(True, "/report", False)]
+    finally:
+        executor.shutdown()
 
 
 @pytest.mark.timeout(30)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 import threading
 import types
 import typing as t
@@ -13,6 +11,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from example_modules import example_module
+
 EXAMPLE = Path(__file__).parent.parent / "examples" / "async_views.py"
 WAIT = 10.0
 
@@ -20,19 +20,8 @@ WAIT = 10.0
 @pytest.fixture
 def example() -> t.Iterator[types.ModuleType]:
     # A fresh module for each test: its own app, executor and stored futures.
-    spec = importlib.util.spec_from_file_location("flask_executor_async_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # In sys.modules while it runs, as an import puts it: Flask finds the app's folder,
-    # and so its static files, from the module.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module(EXAMPLE, "flask_executor_async_example") as module:
         yield module
-        with module.app.app_context():
-            module.executor.shutdown(wait=True)
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ as it is printed there, so that pasting it keeps working.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from example_modules import example_module
 from servers import free_port
 from servers import get
 from servers import get_json
@@ -40,19 +40,8 @@ DEMO = ROOT / "examples" / "demo.py"
 @pytest.fixture
 def demo() -> t.Iterator[types.ModuleType]:
     # A fresh module each time: each test gets its own app, executor and stored futures.
-    spec = importlib.util.spec_from_file_location("flask_executor_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # In sys.modules while it runs, as an import puts it: Flask finds the app's folder,
-    # and so its static files, from the module.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module(DEMO, "flask_executor_demo") as module:
         yield module
-        with module.app.app_context():
-            module.executor.shutdown(wait=True)
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture
@@ -294,6 +283,39 @@ def test_quickstart_app_works_as_printed() -> None:
         assert done.json == {"n": 7, "square": 49, "asked_from": "/start/7"}
         # Popped once read, as the page shows.
         assert client.get("/result/7").status_code == 404
+    finally:
+        with app.app_context():
+            executor.shutdown(wait=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_quickstart_two_readers_of_one_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two requests read a finished job at the same moment (a browser and curl polling):
+    # both find it stored and done, and one pops it first. The other still gets the
+    # result, never a 500.
+    namespace: dict[str, t.Any] = {"__name__": "quickstart_app"}
+    exec(compile(_quickstart_app_source(), str(QUICKSTART), "exec"), namespace)
+    app, executor = namespace["app"], namespace["executor"]
+    client = app.test_client()
+    try:
+        assert client.get("/start/7").status_code == 202
+        with app.app_context():
+            collection = executor.futures
+        future = collection.get(7)
+        assert future is not None
+        future.result(timeout=30)  # the page's job sleeps 2 s
+        real_pop = collection.pop
+
+        def popped_by_the_other_reader_first(key: t.Hashable) -> t.Any:
+            real_pop(key)  # the other request's pop, just before this one's
+            return real_pop(key)
+
+        monkeypatch.setattr(collection, "pop", popped_by_the_other_reader_first)
+        done = client.get("/result/7")
+        assert done.status_code == 200
+        assert done.json == {"n": 7, "square": 49, "asked_from": "/start/7"}
+        assert 7 not in collection
     finally:
         with app.app_context():
             executor.shutdown(wait=True)

@@ -22,11 +22,15 @@ INSTALL = 'pip install "flask-executor[async]"'
 _FLASK_MESSAGE = "'async' extra"
 
 
-def explain_missing_asgiref(exc: RuntimeError) -> None:
+def explain_missing_asgiref(exc: BaseException) -> None:
     """Raise a :exc:`RuntimeError` that names :data:`INSTALL` if ``exc`` is Flask's
     error for a missing asgiref, raised in a job's app context; else return.
+
+    Flask 3.2 gathers the errors of teardown functions in an exception group, so the
+    error is looked for inside groups too.
     """
-    if _FLASK_MESSAGE not in str(exc):
+    flask_error = _flask_async_error(exc)
+    if flask_error is None:
         return
     try:
         importlib.import_module("asgiref.sync")  # what Flask failed to import
@@ -38,4 +42,14 @@ def explain_missing_asgiref(exc: RuntimeError) -> None:
         "An 'async def' function ran in this job's app context (a teardown_appcontext"
         " function, or code that calls 'app.ensure_sync'), and Flask needs asgiref to"
         f" run it from a worker thread. Install it with: {INSTALL}"
-    ) from exc
+    ) from flask_error
+
+
+def _flask_async_error(exc: BaseException) -> BaseException | None:
+    if isinstance(exc, RuntimeError) and _FLASK_MESSAGE in str(exc):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):  # an exception group
+        found = _flask_async_error(inner)
+        if found is not None:
+            return found
+    return None

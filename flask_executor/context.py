@@ -206,7 +206,7 @@ def _call_in_app_context(
     try:
         with app_ctx:
             return fn(*args, **kwargs)
-    except RuntimeError as exc:  # free until raised
+    except Exception as exc:  # free until raised
         explain_missing_asgiref(exc)  # an async teardown function, without asgiref
         raise
 

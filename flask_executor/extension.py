@@ -41,6 +41,8 @@ logger = logging.getLogger("flask_executor")
 P = ParamSpec("P")
 R = t.TypeVar("R")
 _DoneCallback = t.Callable[[concurrent.futures.Future[t.Any]], object]
+# The key of a job that is not stored, in '_submit'.
+_NOT_STORED: t.Any = object()
 
 
 class _AppState:
@@ -229,8 +231,12 @@ class Executor:
     ) -> FutureProxy[t.Any]:
         """Like :meth:`submit`, and store the future in :attr:`futures` as ``future_key``.
 
-        :raises ValueError: if a future is already stored under ``future_key``; the job
-            is then not run.
+        :raises ValueError: if a future is already stored under ``future_key``, or the
+            key is None; the job is then not run.
+        :raises TypeError: if ``future_key`` is not hashable; the job is then not run.
+
+        .. versionchanged:: 2.0
+            A key of None, or an unhashable key, is refused before the job runs.
         """
         return self._submit(fn, args, kwargs, future_key=future_key)
 
@@ -239,8 +245,14 @@ class Executor:
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = _NOT_STORED,
     ) -> FutureProxy[t.Any]:
+        # 'submit_stored', here or on a job, passes its key; None is refused as a key
+        # (it means "not stored" to '_start').
+        if future_key is _NOT_STORED:
+            future_key = None
+        else:
+            _check_future_key(future_key)
         if not callable(fn):
             raise TypeError(
                 f"The job given to 'submit' must be callable, but got {fn!r}. Pass the"
@@ -440,6 +452,27 @@ class _FailureLogger:
         exc = future.exception()
         if exc is not None:
             self.app.logger.error("The job %s failed.", tasks.describe(self.fn), exc_info=exc)
+
+
+def _check_future_key(future_key: object) -> None:
+    # Checked before anything starts. None would otherwise mean "not stored" further
+    # on, and the job would run with nothing stored; an unhashable key would fail in
+    # the collection with Python's bare "unhashable type".
+    if future_key is None:
+        raise ValueError(
+            "The key given to 'submit_stored' is None, which cannot be a key: the future"
+            " could not be fetched by it. Use a string, a number or another hashable"
+            " value, as in executor.submit_stored('report', make_report)."
+        )
+    try:
+        hash(future_key)
+    except TypeError:
+        raise TypeError(
+            f"The key given to 'submit_stored' is {future_key!r}, which is not hashable"
+            f" ({type(future_key).__name__!r}), so futures cannot be stored under it. Use"
+            " a string, a number or a tuple, as in executor.submit_stored('report',"
+            " make_report)."
+        ) from None
 
 
 def _chunks(

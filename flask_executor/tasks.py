@@ -188,7 +188,29 @@ def start_in_thread(
     task._fn = fn
     task._args = args
     task._kwargs = kwargs
-    pool = manager.pool
+    # A thread pool whose initializer raised is broken for good: CPython fails the jobs
+    # queued then with BrokenThreadPool, and every later submit raises it. So a broken
+    # pool met here is replaced and the job handed to the new one. The new pool can
+    # break too (its initializer may raise again) before this job reaches it; the
+    # attempts are bounded so that a pool that always breaks fails the job instead.
+    for attempt in range(_BROKEN_POOL_ATTEMPTS):
+        pool = manager.pool
+        try:
+            _hand_to_pool(manager, pool, task)
+            return
+        except concurrent.futures.BrokenExecutor:
+            if attempt == _BROKEN_POOL_ATTEMPTS - 1:
+                raise
+            manager.replace_broken(pool)
+
+
+# How many pools a job tries before the BrokenExecutor of the last one is raised.
+_BROKEN_POOL_ATTEMPTS = 3
+
+
+def _hand_to_pool(
+    manager: PoolManager, pool: concurrent.futures.Executor, task: ThreadTask[t.Any]
+) -> None:
     if manager.takes_work_items:
         _enqueue(t.cast(concurrent.futures.ThreadPoolExecutor, pool), task)
         return
@@ -198,7 +220,7 @@ def start_in_thread(
     not_started = task._not_started = manager.not_started
     not_started.add(task)
     settle_from_pool = manager.settles_through_pool
-    if settle_from_pool:
+    if settle_from_pool and task._start_lock is None:
         task._start_lock = _os_lock()
     try:
         source = pool.submit(task._run_for_pool if settle_from_pool else task.run)

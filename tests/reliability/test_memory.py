@@ -49,6 +49,24 @@ def make_result(n: int) -> Result:
     return Result()
 
 
+def wave(app: Flask, executor: Executor, count: int) -> weakref.ref[Result]:
+    """Run ``count`` stored and ``count`` plain jobs; return the last result, weakly."""
+    with app.test_request_context("/jobs"):
+        window = []
+        for n in range(count):
+            # A stored job, evicted once 50 newer ones have finished, and a plain one.
+            stored = executor.submit_stored(("job", n), make_result, n)
+            plain = executor.submit(make_result, n)
+            window += (stored, plain)
+            if len(window) >= 200:  # a bounded backlog, as a busy app has
+                for future in window:
+                    future.result(30)
+                window.clear()
+        for future in window:
+            future.result(30)
+        return weakref.ref(executor.submit(make_result, -1).result(30))
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_stored_and_plain_jobs_do_not_grow(size: Size, figures: dict[str, t.Any]) -> None:
@@ -58,34 +76,13 @@ def test_stored_and_plain_jobs_do_not_grow(size: Size, figures: dict[str, t.Any]
     app = Flask("memory")
     app.config["EXECUTOR_MAX_WORKERS"] = 4
     executor = Executor(app)
-    result_ref: weakref.ref[Result] | None = None
-    rss_start = rss_half = 0.0
-
-    def wave(count: int) -> None:
-        nonlocal result_ref
-        with app.test_request_context("/jobs"):
-            window = []
-            for n in range(count):
-                # A stored job, evicted once 50 newer ones have finished, and a plain one.
-                stored = executor.submit_stored(("job", n), make_result, n)
-                plain = executor.submit(make_result, n)
-                window += (stored, plain)
-                if len(window) >= 200:  # a bounded backlog, as a busy app has
-                    for future in window:
-                        future.result(30)
-                    window.clear()
-            for future in window:
-                future.result(30)
-            last = executor.submit(make_result, -1)
-            result_ref = weakref.ref(last.result(30))
-
-    wave(1_000)  # warms up the pool, the context machinery and the allocator
+    wave(app, executor, 1_000)  # warms up the pool, the context machinery and the allocator
     gc.collect()
     rss_start = rss_mb()
-    wave(jobs // 2)
+    wave(app, executor, jobs // 2)
     gc.collect()
     rss_half = rss_mb()
-    wave(jobs // 2)
+    result_ref = wave(app, executor, jobs // 2)
     gc.collect()
     rss_end = rss_mb()
     stored = len(executor.futures)
@@ -109,4 +106,4 @@ def test_stored_and_plain_jobs_do_not_grow(size: Size, figures: dict[str, t.Any]
     assert threading.active_count() == threads_before
     assert open_fds() == fds_before
     assert app_ref() is None
-    assert result_ref is not None and result_ref() is None
+    assert result_ref() is None

@@ -763,3 +763,23 @@ def test_exceptions_are_not_logged_by_default(
         executor.shutdown(wait=True)
     assert isinstance(future.exception(), JobFailed)
     assert caplog.records == []
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_pool_whose_initializer_always_raises_fails_each_job(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    def initializer() -> None:
+        raise RuntimeError("no worker can start")
+
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"initializer": initializer}
+    executor = Executor(app)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+            for n in range(5):
+                # Each job gets a new pool, which breaks under it; none hangs.
+                exc = executor.submit(pow, 2, n).exception(10)
+                assert isinstance(exc, concurrent.futures.thread.BrokenThreadPool)
+    finally:
+        executor.shutdown(wait=True)

@@ -268,8 +268,8 @@ def _check_pool_values(
     value = kwargs["max_tasks_per_child"]
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         refuse("max_tasks_per_child", "a whole number greater than 0, or None", ValueError)
-    context = kwargs.get("mp_context")
-    if context is not None and context.get_start_method(allow_none=False) == "fork":
+    get_start_method = getattr(kwargs.get("mp_context"), "get_start_method", None)
+    if get_start_method is not None and get_start_method(allow_none=False) == "fork":
         raise ValueError(
             f"'{key}' has 'max_tasks_per_child' {value!r} with the 'fork' start method,"
             " which ProcessPoolExecutor does not allow together: a worker forked to"

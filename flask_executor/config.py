@@ -13,11 +13,13 @@ job in production.
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process as _cf_process
 import dataclasses
 import inspect
 import json
 import multiprocessing
 import re
+import sys
 import typing as t
 
 from werkzeug.utils import import_string
@@ -145,6 +147,7 @@ def read_config(app: Flask, name: str) -> ExecutorConfig:
     if "mp_context" in pool_kwargs:
         pool_kwargs["mp_context"] = _mp_context(reader, pool_kwargs["mp_context"])
     _check_pool_arguments(reader, pool_class, pool_kwargs, max_workers is not None)
+    _check_pool_values(reader, pool_class, pool_kwargs)
 
     return ExecutorConfig(
         executor_type=executor_type,
@@ -230,6 +233,75 @@ def _check_pool_arguments(
         raise TypeError(
             f"{keys} gives {sorted(kwargs)}, which {pool_class.__qualname__} does not accept: {e}."
         ) from None
+
+
+def _check_pool_values(
+    reader: _Reader, pool_class: type[concurrent.futures.Executor], kwargs: dict[str, t.Any]
+) -> None:
+    # The values that CPython's pools check in '__init__' (3.9 to 3.13), and a few they
+    # take on trust and fail on later. Unchecked, they pass 'init_app' and then fail
+    # every job, at the first submit, with a message that names no config key.
+    is_thread = issubclass(pool_class, concurrent.futures.ThreadPoolExecutor)
+    is_process = issubclass(pool_class, concurrent.futures.ProcessPoolExecutor)
+    if not (is_thread or is_process):
+        return  # a custom pool's arguments mean what it says they mean
+    key = reader.key("POOL_KWARGS")
+
+    def refuse(name: str, accepted: str, error: type[Exception] = TypeError) -> t.NoReturn:
+        raise error(f"'{key}' has {name!r} {kwargs[name]!r}, but it must be {accepted}.")
+
+    initializer = kwargs.get("initializer")
+    if initializer is not None and not callable(initializer):
+        refuse("initializer", "a callable that each worker calls once when it starts, or None")
+    if "initargs" in kwargs and not isinstance(kwargs["initargs"], (tuple, list)):
+        refuse("initargs", "a tuple of arguments for the initializer")
+    prefix = kwargs.get("thread_name_prefix")
+    if is_thread and prefix is not None and not isinstance(prefix, str):
+        refuse("thread_name_prefix", "a string, or None")
+    max_workers = kwargs.get("max_workers")
+    if is_process and sys.platform == "win32" and max_workers is not None and max_workers > 61:
+        refuse("max_workers", "at most 61 for a process pool on Windows", ValueError)
+    if not is_process or kwargs.get("max_tasks_per_child") is None:
+        return
+    # Only on Python 3.11 and later: on 3.9 and 3.10 '_check_pool_arguments' has already
+    # refused the keyword, which their ProcessPoolExecutor does not take.
+    value = kwargs["max_tasks_per_child"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        refuse("max_tasks_per_child", "a whole number greater than 0, or None", ValueError)
+    get_start_method = getattr(kwargs.get("mp_context"), "get_start_method", None)
+    if get_start_method is not None and get_start_method(allow_none=False) == "fork":
+        raise ValueError(
+            f"'{key}' has 'max_tasks_per_child' {value!r} with the 'fork' start method,"
+            " which ProcessPoolExecutor does not allow together: a worker forked to"
+            " replace one that retired could inherit the parent's locks held. Give"
+            " 'mp_context' as 'spawn' or 'forkserver', or leave it out ('spawn' is then"
+            " used)."
+        )
+    if not _recycling_is_fixed():
+        raise ValueError(
+            f"'{key}' has 'max_tasks_per_child' {value!r}, which this Python"
+            f" ({sys.version.split()[0]}) cannot honour: its ProcessPoolExecutor stops"
+            " starting workers once one retires while jobs are queued, and the queued"
+            " jobs then wait for ever and the interpreter hangs at exit (CPython issue"
+            " gh-115634, fixed after 3.12). Leave 'max_tasks_per_child' out, or run on a"
+            " Python whose concurrent.futures has the fix."
+        )
+
+
+def _recycling_is_fixed() -> bool:
+    """Whether this Python's ProcessPoolExecutor replaces a worker that retires.
+
+    Up to the fix for CPython gh-115634 (merged in 2026 for 3.13, 3.14 and 3.15; 3.11
+    and 3.12 no longer take bug fixes), a worker that exits at ``max_tasks_per_child``
+    while jobs are queued is not replaced when a stale idle-worker token says that one
+    is idle. The fix brought a method that replaces dead workers unconditionally; its
+    presence is what is checked, since the patch releases that carry it differ by branch.
+    """
+    classes = (
+        concurrent.futures.ProcessPoolExecutor,
+        getattr(_cf_process, "_ExecutorManagerThread", None),
+    )
+    return any(hasattr(cls, "_replace_dead_worker") for cls in classes if cls is not None)
 
 
 class _Reader:

@@ -365,11 +365,12 @@ class Executor(concurrent.futures.Executor):
         ``future_key`` and ``fn`` may also be passed as keywords. Those passed first
         leave their keywords to the job's own arguments.
 
-        Any hashable value is a key, None included, as in 1.0.
-
-        :raises ValueError: if a future is already stored under ``future_key``; the job
-            is then not run.
+        :raises ValueError: if a future is already stored under ``future_key``, or the
+            key is None; the job is then not run.
         :raises TypeError: if ``future_key`` is not hashable; the job is then not run.
+
+        .. versionchanged:: 2.0
+            A key of None, or an unhashable key, is refused before the job runs.
         """
         if future_key is MISSING:
             future_key = pop_keyword("submit_stored", "future_key", "a key", "first", kwargs)
@@ -384,22 +385,14 @@ class Executor(concurrent.futures.Executor):
         kwargs: dict[str, t.Any],
         future_key: t.Hashable = MISSING,
     ) -> FutureProxy[t.Any]:
-        # 'future_key' is MISSING for a job that is not stored. None is a key like any
-        # other, as in 1.0, whose 'submit_stored(None, fn)' stored the future under None.
+        # 'future_key' is MISSING for a job that is not stored.
+        if future_key is not MISSING:
+            _check_future_key(future_key)
         if not callable(fn):
             raise TypeError(
                 f"The job given to 'submit' must be callable, but got {fn!r}. Pass the"
                 " function itself, as in executor.submit(send_mail, address)."
             )
-        if future_key is not MISSING:
-            try:
-                hash(future_key)
-            except TypeError:
-                raise TypeError(
-                    "The key given to 'submit_stored' must be hashable, as a dict key is,"
-                    f" but got {future_key!r} ({type(future_key).__name__}). Use a string,"
-                    " a number or a tuple of them."
-                ) from None
         app, state = self._state()
         job_fn, job_args = fn, args
         if tasks.is_coroutine_function(fn):
@@ -667,6 +660,28 @@ class _FailureLogger:
                 exc_info=exc,
                 extra=extra,
             )
+
+
+def _check_future_key(future_key: object) -> None:
+    # Checked before anything starts. A key of None is nearly always a bug in the
+    # caller (an id read with 'request.args.get' that was missing), and 1.0 quietly ran
+    # such a job unstored; an unhashable key would fail in the collection with Python's
+    # bare "unhashable type".
+    if future_key is None:
+        raise ValueError(
+            "The key given to 'submit_stored' is None, which cannot be a key: the future"
+            " could not be fetched by it. Use a string, a number or another hashable"
+            " value, as in executor.submit_stored('report', make_report)."
+        )
+    try:
+        hash(future_key)
+    except TypeError:
+        raise TypeError(
+            f"The key given to 'submit_stored' is {future_key!r}, which is not hashable"
+            f" ({type(future_key).__name__!r}), so futures cannot be stored under it. Use"
+            " a string, a number or a tuple, as in executor.submit_stored('report',"
+            " make_report)."
+        ) from None
 
 
 def _chunks(

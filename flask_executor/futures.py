@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 import typing as t
 
 # 'from flask_executor.futures import Future' worked in 1.0, whose module imported it.
@@ -37,6 +38,9 @@ logger = logging.getLogger("flask_executor")
 T = t.TypeVar("T")
 _Future = concurrent.futures.Future
 _FINISHED = ("CANCELLED_AND_NOTIFIED", "FINISHED")
+# At most one eviction warning in this many seconds; the ones in between are counted.
+_EVICTION_WARNING_INTERVAL = 60.0
+_now = time.monotonic
 
 
 class FutureProxy(concurrent.futures.Future[T]):
@@ -187,7 +191,12 @@ class FutureCollection:
     When a new future would exceed ``max_length``, the oldest *finished* future is
     evicted: the one that finished first, whose result has waited longest to be read.
     If none has finished, the oldest unfinished one (the first stored) is evicted and a
-    warning is logged, since its result can then no longer be fetched by key.
+    warning is logged, since its result can then no longer be fetched by key. A burst of
+    such evictions logs one warning a minute, which counts the evictions since the last.
+
+    Reads (``len``, ``in``, iteration, :meth:`keys`, :meth:`items`) take the same lock as
+    :meth:`add` and :meth:`pop`, so they never see a future that is being stored and
+    evicted in the same call: ``len`` never exceeds ``max_length``.
 
     :param max_length: The most futures to keep, or None to keep every one.
 
@@ -210,6 +219,9 @@ class FutureCollection:
             tuple[t.Hashable, concurrent.futures.Future[t.Any]]
         ] = collections.deque()
         self._lock = threading.RLock()
+        # Unfinished futures evicted since the last warning was logged, and when it was.
+        self._evicted_unwarned = 0
+        self._last_eviction_warning: float | None = None
         reset_after_fork(self)
 
     def add(self, future_key: t.Hashable, future: FutureProxy[t.Any]) -> None:
@@ -252,15 +264,40 @@ class FutureCollection:
                 key, _ = self._finished.popitem(last=False)
             else:
                 key = next(iter(self._futures))
-                logger.warning(
-                    "Evicting the unfinished future stored under %r: more than %d futures"
-                    " are stored and none has finished. Its result can no longer be"
-                    " fetched by key; raise EXECUTOR_FUTURES_MAX_LENGTH or pop futures"
-                    " once read.",
-                    key,
-                    self.max_length,
-                )
+                self._warn_of_eviction(key)
             self._remove(key)
+
+    def _warn_of_eviction(self, key: t.Hashable) -> None:
+        # Called under the lock. A store that keeps more jobs in flight than the bound
+        # evicts on every add; one line per eviction buried the log (86,037 lines for
+        # 100,000 jobs), so the warnings are rate-limited and the rest are counted.
+        now = _now()
+        last = self._last_eviction_warning
+        if last is not None and now - last < _EVICTION_WARNING_INTERVAL:
+            self._evicted_unwarned += 1
+            return
+        since, self._evicted_unwarned = self._evicted_unwarned, 0
+        self._last_eviction_warning = now
+        if since:
+            logger.warning(
+                "Evicting the unfinished future stored under %r: more than %d futures"
+                " are stored and none has finished, and %d more unfinished futures were"
+                " evicted since the last warning. Their results can no longer be fetched"
+                " by key; raise EXECUTOR_FUTURES_MAX_LENGTH or pop futures once read.",
+                key,
+                self.max_length,
+                since,
+            )
+        else:
+            logger.warning(
+                "Evicting the unfinished future stored under %r: more than %d futures"
+                " are stored and none has finished. Its result can no longer be"
+                " fetched by key; raise EXECUTOR_FUTURES_MAX_LENGTH or pop futures"
+                " once read. (Further evictions are counted, and reported at most once"
+                " a minute.)",
+                key,
+                self.max_length,
+            )
 
     def _remove(self, key: t.Hashable) -> FutureProxy[t.Any] | None:
         future = self._futures.pop(key, None)
@@ -295,16 +332,21 @@ class FutureCollection:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._futures)
+        # Under the lock: 'add' stores the new future before it evicts one, and a count
+        # taken in between would be one over 'max_length'.
+        with self._lock:
+            return len(self._futures)
 
     def __contains__(self, item: object) -> bool:
-        # Keys are what users look up; a future is accepted too, as in 1.0.
-        if isinstance(item, _Future):
-            return item in self._stored
-        try:
-            return item in self._futures
-        except TypeError:  # an unhashable key cannot be stored
-            return False
+        # Keys are what users look up; a future is accepted too, as in 1.0. Under the
+        # lock, as '__len__' is, so that a future being evicted is not seen half-gone.
+        with self._lock:
+            if isinstance(item, _Future):
+                return item in self._stored
+            try:
+                return item in self._futures
+            except TypeError:  # an unhashable key cannot be stored
+                return False
 
     # -- Future methods by key ------------------------------------------------------
     #

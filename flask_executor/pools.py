@@ -88,22 +88,36 @@ class PoolManager:
         """Drop ``broken`` so that the next job builds a new pool.
 
         Called when a job's future fails with
-        :class:`~concurrent.futures.BrokenExecutor` (a process pool whose worker died).
-        Only the first report for a pool replaces it; the jobs that were in flight with
-        it all report the same break.
+        :class:`~concurrent.futures.BrokenExecutor` (a process pool whose worker died),
+        or when a job is handed to a broken pool (a thread pool whose initializer
+        raised). Only the first report for a pool replaces it; the jobs that were in
+        flight with it all report the same break.
         """
+        is_thread_pool = isinstance(broken, concurrent.futures.ThreadPoolExecutor)
         with self._lock:
             # Kept until its manager thread has ended. This runs in that thread, which
             # holds the pool's shutdown lock while it fails the jobs; had the jobs held
             # the last references to the pool, its finalizer would take that lock too
             # and wait for ever (CPython 3.12 and 3.13 do). Pools whose thread is gone
-            # are let go of here, in a thread that holds none of their locks.
+            # are let go of here, in a thread that holds none of their locks. A thread
+            # pool has no such thread, and is not kept.
             self._broken_pools = [pool for pool in self._broken_pools if _manager_thread_runs(pool)]
-            if broken not in self._broken_pools:
+            if not is_thread_pool and broken not in self._broken_pools:
                 self._broken_pools.append(broken)
             if self._pool is not broken:
                 return
             self._pool = None
+        if is_thread_pool:
+            logger.warning(
+                "The pool of the executor %s broke (a worker thread's initializer raised)."
+                " The jobs queued then failed; a new pool will run the next jobs.",
+                self.label,
+            )
+            # Its workers whose initializer succeeded still wait on its queue; shutting
+            # it down wakes them to end, once any job they run now is done. This runs in
+            # a submitting thread, never in one of the pool's, so it may take its lock.
+            broken.shutdown(wait=False)
+            return
         logger.warning(
             "The pool of the executor %s broke (a worker died, for example killed or out"
             " of memory). The jobs in flight failed; a new pool will run the next jobs.",

@@ -27,7 +27,9 @@ class MapResult(t.Generic[R]):
     """The results of :meth:`~flask_executor.Executor.map`, in the order of the input.
 
     Iterate with ``for`` in sync code or ``async for`` in a coroutine; either waits for
-    each result in turn, and raises the first job exception it meets. ``timeout`` counts
+    each result in turn, and raises the first job exception it meets. With
+    ``buffersize``, an exception raised by the input while it is read during iteration
+    is raised after the results of every item before it. ``timeout`` counts
     from the call to ``map``, as in :mod:`concurrent.futures`: when it runs out, the
     iteration raises :exc:`TimeoutError`.
 
@@ -52,6 +54,10 @@ class MapResult(t.Generic[R]):
         # A chunked job returns a list of results; they wait here to be handed out.
         self._chunked = chunked
         self._ready: collections.deque[R] = collections.deque()
+        # An error met while topping the window up during iteration (the input raised,
+        # or the executor refused the job): raised once the results before it are out.
+        self._error: Exception | None = None
+        # At the call to 'map', an error is raised at once, as concurrent.futures does.
         self._fill()
 
     def _fill(self) -> None:
@@ -69,6 +75,22 @@ class MapResult(t.Generic[R]):
         if len(in_flight) < limit:
             self._arguments = None
 
+    def _top_up(self) -> None:
+        # During iteration. The result just taken, and those of the jobs still in the
+        # window, were computed from items before the one that failed: raising here would
+        # drop the result in hand, and 'close' would cancel the rest. The error waits
+        # for its turn instead, and no more items are read.
+        try:
+            self._fill()
+        except Exception as exc:
+            self._arguments = None
+            self._error = exc
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
     def _remaining(self) -> float | None:
         if self._deadline is None:
             return None
@@ -80,7 +102,7 @@ class MapResult(t.Generic[R]):
         # in flight, and would pull one item too many from the input when the wait ends
         # in a timeout or an exception.
         self._in_flight.popleft()
-        self._fill()
+        self._top_up()
 
     def _hand_out(self, value: t.Any) -> R:
         if self._chunked:
@@ -105,6 +127,7 @@ class MapResult(t.Generic[R]):
                 raise
             if not self._chunked or value:
                 return self._hand_out(value)
+        self._raise_error()
         raise StopIteration
 
     def __aiter__(self) -> MapResult[R]:
@@ -129,6 +152,7 @@ class MapResult(t.Generic[R]):
                 raise
             if not self._chunked or value:
                 return self._hand_out(value)
+        self._raise_error()
         raise StopAsyncIteration
 
     def close(self) -> None:

@@ -189,16 +189,52 @@ def start_in_thread(
     task._args = args
     task._kwargs = kwargs
     pool = manager.pool
-    if manager.takes_work_items:
-        _enqueue(t.cast(concurrent.futures.ThreadPoolExecutor, pool), task)
-        return
+    try:
+        if manager.takes_work_items:
+            _enqueue(t.cast(concurrent.futures.ThreadPoolExecutor, pool), task)
+        else:
+            _submit(manager, pool, task)
+    except concurrent.futures.BrokenExecutor:
+        _start_on_a_new_pool(manager, pool, task)
+
+
+def _start_on_a_new_pool(
+    manager: PoolManager, broken: concurrent.futures.Executor, task: ThreadTask[t.Any]
+) -> None:
+    # A thread pool whose initializer raised is broken for good: CPython fails the jobs
+    # queued then with BrokenThreadPool, and every later submit raises it. So a broken
+    # pool met here is replaced and the job handed to the new one. The new pool can
+    # break too (its initializer may raise again) before this job reaches it; the
+    # attempts are bounded so that a pool that always breaks fails the job instead.
+    for attempt in range(_BROKEN_POOL_ATTEMPTS):
+        manager.replace_broken(broken)
+        pool = manager.pool
+        try:
+            if manager.takes_work_items:
+                _enqueue(t.cast(concurrent.futures.ThreadPoolExecutor, pool), task)
+            else:
+                _submit(manager, pool, task)
+            return
+        except concurrent.futures.BrokenExecutor:
+            if attempt == _BROKEN_POOL_ATTEMPTS - 1:
+                raise
+            broken = pool
+
+
+# How many new pools a job tries after the first one it met was broken.
+_BROKEN_POOL_ATTEMPTS = 2
+
+
+def _submit(
+    manager: PoolManager, pool: concurrent.futures.Executor, task: ThreadTask[t.Any]
+) -> None:
     # Any other pool gets a plain callable. If 'shutdown(cancel_futures=True)' drops the
     # job from its queue, only 'not_started' lets the task be cancelled instead of left
     # pending for ever.
     not_started = task._not_started = manager.not_started
     not_started.add(task)
     settle_from_pool = manager.settles_through_pool
-    if settle_from_pool:
+    if settle_from_pool and task._start_lock is None:
         task._start_lock = _os_lock()
     try:
         source = pool.submit(task._run_for_pool if settle_from_pool else task.run)

@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import typing as t
 
@@ -66,6 +67,11 @@ class NotAPool:
 # however pytest names test modules.
 RECORDING_POOL = f"{__name__}:RecordingPool"
 RECORDING_PROCESS_POOL = f"{__name__}:RecordingProcessPool"
+
+
+NEEDS_MAX_TASKS_PER_CHILD = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -794,6 +800,72 @@ def _import_failure(path: str) -> str:
             + ", or a context from 'multiprocessing.get_context()'.",
             id="pool-kwargs-unknown-start-method",
         ),
+        pytest.param(
+            {"EXECUTOR_POOL_KWARGS": {"initializer": 5}},
+            TypeError,
+            "'EXECUTOR_POOL_KWARGS' has 'initializer' 5, but it must be a callable that each"
+            " worker calls once when it starts, or None.",
+            id="pool-kwargs-initializer-not-callable-thread",
+        ),
+        pytest.param(
+            {"EXECUTOR_TYPE": "process", "EXECUTOR_POOL_KWARGS": {"initializer": "setup"}},
+            TypeError,
+            "'EXECUTOR_POOL_KWARGS' has 'initializer' 'setup', but it must be a callable that"
+            " each worker calls once when it starts, or None.",
+            id="pool-kwargs-initializer-not-callable-process",
+        ),
+        pytest.param(
+            {"EXECUTOR_POOL_KWARGS": {"initializer": print, "initargs": "abc"}},
+            TypeError,
+            "'EXECUTOR_POOL_KWARGS' has 'initargs' 'abc', but it must be a tuple of arguments"
+            " for the initializer.",
+            id="pool-kwargs-initargs-not-a-tuple",
+        ),
+        pytest.param(
+            {"EXECUTOR_POOL_KWARGS": {"thread_name_prefix": 7}},
+            TypeError,
+            "'EXECUTOR_POOL_KWARGS' has 'thread_name_prefix' 7, but it must be a string, or None.",
+            id="pool-kwargs-thread-name-prefix-not-a-string",
+        ),
+        pytest.param(
+            {"EXECUTOR_TYPE": "process", "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": 0}},
+            ValueError,
+            "'EXECUTOR_POOL_KWARGS' has 'max_tasks_per_child' 0, but it must be a whole number"
+            " greater than 0, or None.",
+            id="pool-kwargs-max-tasks-per-child-0",
+            marks=NEEDS_MAX_TASKS_PER_CHILD,
+        ),
+        pytest.param(
+            {"EXECUTOR_TYPE": "process", "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": "3"}},
+            ValueError,
+            "'EXECUTOR_POOL_KWARGS' has 'max_tasks_per_child' '3', but it must be a whole"
+            " number greater than 0, or None.",
+            id="pool-kwargs-max-tasks-per-child-string",
+            marks=NEEDS_MAX_TASKS_PER_CHILD,
+        ),
+        pytest.param(
+            {
+                "EXECUTOR_TYPE": "process",
+                "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": 2, "mp_context": "fork"},
+            },
+            ValueError,
+            "'EXECUTOR_POOL_KWARGS' has 'max_tasks_per_child' 2 with the 'fork' start method,"
+            " which ProcessPoolExecutor does not allow together: a worker forked to replace"
+            " one that retired could inherit the parent's locks held. Give 'mp_context' as"
+            " 'spawn' or 'forkserver', or leave it out ('spawn' is then used).",
+            id="pool-kwargs-max-tasks-per-child-with-fork",
+            marks=NEEDS_MAX_TASKS_PER_CHILD,
+        ),
+        pytest.param(
+            {"EXECUTOR_TYPE": "process", "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": 2}},
+            TypeError,
+            "'EXECUTOR_POOL_KWARGS' gives ['max_tasks_per_child'], which ProcessPoolExecutor"
+            " does not accept: got an unexpected keyword argument 'max_tasks_per_child'.",
+            id="pool-kwargs-max-tasks-per-child-before-3.11",
+            marks=pytest.mark.skipif(
+                sys.version_info >= (3, 11), reason="max_tasks_per_child is Python 3.11+"
+            ),
+        ),
     ],
 )
 def test_invalid_value_fails_init_app(
@@ -868,3 +940,37 @@ def test_valid_names(executors: list[tuple[Flask, Executor]], name: str) -> None
     app, executor = bind(executors, {}, name=name)
     assert app.extensions[name + "executor"] is executor
     assert app.config[f"{name.upper()}_EXECUTOR_TYPE"] == "thread"
+
+
+# -- Worker recycling (max_tasks_per_child) -------------------------------------------------
+
+
+@NEEDS_MAX_TASKS_PER_CHILD
+@pytest.mark.timeout(90)
+def test_max_tasks_per_child_never_leaves_jobs_pending(
+    executors: list[tuple[Flask, Executor]],
+) -> None:
+    # CPython gh-115634: a pool whose worker retires while jobs are queued stops starting
+    # workers, and the queued jobs wait for ever (188 of 200 after 30 s, and a hang at
+    # exit). Where the fix is missing, 'init_app' refuses the option and says why; where
+    # it is present, every job finishes.
+    config = {
+        "EXECUTOR_TYPE": "process",
+        "EXECUTOR_MAX_WORKERS": 2,
+        "EXECUTOR_PUSH_APP_CONTEXT": False,
+        "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": 3, "mp_context": "spawn"},
+    }
+    try:
+        _, executor = bind(executors, config)
+    except ValueError as e:
+        assert str(e).startswith(
+            "'EXECUTOR_POOL_KWARGS' has 'max_tasks_per_child' 3, which this Python"
+            f" ({sys.version.split()[0]}) cannot honour: its ProcessPoolExecutor stops"
+            " starting workers once one retires while jobs are queued"
+        )
+        assert "gh-115634" in str(e)
+        return
+    futures = [executor.submit(abs, -n) for n in range(60)]
+    done, not_done = concurrent.futures.wait(futures, timeout=60)
+    assert not not_done
+    assert sorted(f.result() for f in done) == list(range(60))

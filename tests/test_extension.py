@@ -258,6 +258,92 @@ def test_submit_stored_duplicate_key_does_not_run_the_job(executor: Executor) ->
     assert executor.futures.get("report") is first
 
 
+NONE_KEY = (
+    "The key given to 'submit_stored' is None, which cannot be a key: the future could not"
+    " be fetched by it. Use a string, a number or another hashable value, as in"
+    " executor.submit_stored('report', make_report)."
+)
+
+
+def _unhashable(key: str, kind: str) -> str:
+    return (
+        f"The key given to 'submit_stored' is {key}, which is not hashable ({kind!r}), so"
+        " futures cannot be stored under it. Use a string, a number or a tuple, as in"
+        " executor.submit_stored('report', make_report)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "message"),
+    [
+        pytest.param(None, ValueError, NONE_KEY, id="None"),
+        pytest.param(["a"], TypeError, _unhashable("['a']", "list"), id="list"),
+        pytest.param({"a": 1}, TypeError, _unhashable("{'a': 1}", "dict"), id="dict"),
+        pytest.param(("a", []), TypeError, _unhashable("('a', [])", "tuple"), id="tuple-of-list"),
+    ],
+)
+@pytest.mark.parametrize("through", ["executor", "job"])
+def test_submit_stored_refuses_a_bad_key_before_the_job_runs(
+    executor: Executor, key: t.Any, error: type[Exception], message: str, through: str
+) -> None:
+    # A key of None used to run the job and store nothing; an unhashable one failed with
+    # Python's bare "unhashable type". Either way the job must not run.
+    ran = threading.Event()
+    with pytest.raises(error) as info:
+        if through == "executor":
+            executor.submit_stored(key, ran.set)
+        else:
+            executor.job(ran.set).submit_stored(key)
+    assert str(info.value) == message
+    executor.shutdown(wait=True)
+    assert not ran.is_set()
+    assert len(executor.futures) == 0
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_pool_whose_initializer_raised_is_replaced(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    # CPython's thread pool is broken for good once an initializer raises: the jobs it
+    # holds fail and every later submit raises BrokenThreadPool. A new pool takes over.
+    calls: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def initializer() -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            # Held until a second job is queued, so that the break fails that one too.
+            entered.set()
+            release.wait(10)
+            raise RuntimeError("the first worker cannot start")
+
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"initializer": initializer}
+    executor = Executor(app)
+    try:
+        with caplog.at_level(logging.WARNING, logger="flask_executor"):
+            first = executor.submit(pow, 2, 3)
+            assert entered.wait(10)
+            second = executor.submit(pow, 2, 4)
+            release.set()
+            for failed in (first, second):
+                exc = failed.exception(10)
+                assert isinstance(exc, concurrent.futures.thread.BrokenThreadPool)
+            # The next jobs run on a new pool, whose initializer succeeds.
+            assert executor.submit(pow, 2, 5).result(10) == 32
+            assert executor.submit_stored("k", pow, 2, 6).result(10) == 64
+        assert len(calls) == 2
+        warnings = [r.getMessage() for r in caplog.records if r.name == "flask_executor"]
+        assert warnings == [
+            "The pool of the executor 'executor' of app 'flask_executor_test' broke (a"
+            " worker thread's initializer raised). The jobs queued then failed; a new pool"
+            " will run the next jobs."
+        ]
+    finally:
+        release.set()
+        executor.shutdown(wait=True)
+
+
 def test_map(executor: Executor) -> None:
     assert list(executor.map(pow, [2, 3, 4], [2, 2, 2])) == [4, 9, 16]
     assert list(executor.map(str, [])) == []
@@ -665,3 +751,23 @@ def test_exceptions_are_not_logged_by_default(
         executor.shutdown(wait=True)
     assert isinstance(future.exception(), JobFailed)
     assert caplog.records == []
+
+
+@pytest.mark.timeout(30)
+def test_a_thread_pool_whose_initializer_always_raises_fails_each_job(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    def initializer() -> None:
+        raise RuntimeError("no worker can start")
+
+    app.config["EXECUTOR_MAX_WORKERS"] = 1
+    app.config["EXECUTOR_POOL_KWARGS"] = {"initializer": initializer}
+    executor = Executor(app)
+    try:
+        with caplog.at_level(logging.CRITICAL, logger="concurrent.futures"):
+            for n in range(5):
+                # Each job gets a new pool, which breaks under it; none hangs.
+                exc = executor.submit(pow, 2, n).exception(10)
+                assert isinstance(exc, concurrent.futures.thread.BrokenThreadPool)
+    finally:
+        executor.shutdown(wait=True)

@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import gc
 import logging
+import sys
 import threading
 import typing as t
 import weakref
@@ -581,7 +582,8 @@ def test_unfinished_future_is_evicted_only_when_all_are_unfinished(
     assert record.getMessage() == (
         "Evicting the unfinished future stored under 'old': more than 2 futures are stored"
         " and none has finished. Its result can no longer be fetched by key; raise"
-        " EXECUTOR_FUTURES_MAX_LENGTH or pop futures once read."
+        " EXECUTOR_FUTURES_MAX_LENGTH or pop futures once read. (Further evictions are"
+        " counted, and reported at most once a minute.)"
     )
     # The evicted job is not cancelled: its future still works.
     assert not old.cancelled()
@@ -879,3 +881,60 @@ def test_a_future_settled_by_hand_while_its_job_runs_does_not_stop_the_worker(
     finally:
         release.set()
         executor.shutdown(wait=True)
+
+
+def test_a_burst_of_evictions_logs_one_warning_with_the_count(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100,000 stored jobs that outran the bound once logged 86,037 warnings.
+    clock = [1000.0]
+    monkeypatch.setattr("flask_executor.futures._now", lambda: clock[0])
+    futures = FutureCollection(max_length=2)
+    with caplog.at_level(logging.WARNING, logger="flask_executor"):
+        for key in range(1002):
+            futures.add(key, pending())
+        assert len(futures) == 2
+        assert [r.getMessage()[:55] for r in caplog.records] == [
+            "Evicting the unfinished future stored under 0: more tha"
+        ]
+        # A minute on, the next eviction reports the ones counted in between.
+        clock[0] += 60.0
+        futures.add("late", pending())
+    assert len(caplog.records) == 2
+    assert caplog.records[1].getMessage() == (
+        "Evicting the unfinished future stored under 1000: more than 2 futures are stored"
+        " and none has finished, and 999 more unfinished futures were evicted since the"
+        " last warning. Their results can no longer be fetched by key; raise"
+        " EXECUTOR_FUTURES_MAX_LENGTH or pop futures once read."
+    )
+
+
+@pytest.mark.timeout(30)
+def test_reads_never_see_more_than_max_length() -> None:
+    # 'add' stores the new future and then evicts one; a read between the two saw 51
+    # futures with a bound of 50. Frequent thread switches make that window likely.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    futures = FutureCollection(max_length=50)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def read() -> None:
+        most = 0
+        while not stop.is_set():
+            count = len(futures)
+            if count > most:
+                most = count
+        seen.append(most)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for key in range(20_000):
+            future = finished(key) if key % 2 else pending()
+            futures.add(key, future)
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        reader.join(10)
+    assert seen and seen[0] == 50

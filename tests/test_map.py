@@ -326,3 +326,44 @@ def test_chunksize_with_several_iterables_and_timeout(executor: Executor) -> Non
     assert list(executor.map(pow, range(10), [2] * 10, chunksize=3, timeout=30)) == [
         n**2 for n in range(10)
     ]
+
+
+def _input_that_fails_after(n: int) -> t.Iterator[int]:
+    yield from range(n)
+    raise KeyError("the input ran dry")
+
+
+@pytest.mark.parametrize("buffersize", [1, 2, 4])
+def test_an_input_error_comes_after_every_result_before_it(
+    executor: Executor, buffersize: int
+) -> None:
+    # The window is topped up when a result is taken; the input's error there used to
+    # drop the result in hand and cancel the jobs still in the window.
+    results = executor.map(
+        pow, _input_that_fails_after(4), itertools.repeat(2), buffersize=buffersize
+    )
+    taken: list[int] = []
+    with pytest.raises(KeyError, match="the input ran dry"):
+        for value in results:
+            taken.append(value)
+    assert taken == [0, 1, 4, 9]
+    assert list(results) == []
+
+
+@pytest.mark.parametrize("buffersize", [1, 2, 4])
+def test_an_input_error_comes_after_every_result_before_it_async(
+    executor: Executor, buffersize: int
+) -> None:
+    import asyncio
+
+    async def take_all() -> list[int]:
+        taken: list[int] = []
+        results = executor.map(
+            pow, _input_that_fails_after(4), itertools.repeat(2), buffersize=buffersize
+        )
+        with pytest.raises(KeyError, match="the input ran dry"):
+            async for value in results:
+                taken.append(value)
+        return taken
+
+    assert asyncio.run(take_all()) == [0, 1, 4, 9]

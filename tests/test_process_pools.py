@@ -609,8 +609,22 @@ def assert_shutdown_finishes(executor: Executor) -> None:
     assert not shutdown.is_alive()
 
 
+def _max_tasks_per_child_is_accepted() -> bool:
+    # Refused by 'init_app' on Pythons without the fix for CPython gh-115634.
+    app = Flask("probe")
+    app.config.update(EXECUTOR_TYPE="process", EXECUTOR_POOL_KWARGS={"max_tasks_per_child": 1})
+    try:
+        Executor(app)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 @fast_path_only
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
+@pytest.mark.skipif(
+    not _max_tasks_per_child_is_accepted(),
+    reason="max_tasks_per_child is refused on this Python (3.11+ with the gh-115634 fix)",
+)
 def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_path: Path) -> None:
     # The pool's manager thread watches the workers it knew of when it last woke. Each
     # worker here exits after one job. The manager thread starts the second worker, which

@@ -302,10 +302,11 @@ class _PinAppsInWorker:
     # the child lives: it is a pool's worker, whose jobs look them up by token, and the
     # reference that kept an app alive in the parent may have been on the stack of a
     # thread that does not exist in the child.
-    pinned: list[Flask] = []
+    def __init__(self) -> None:
+        self.pinned: list[Flask] = []
 
     def _reset_after_fork(self) -> None:
-        type(self).pinned = list(_registered_apps.values())
+        self.pinned = list(_registered_apps.values())
 
 
 _pin_apps_in_worker = _PinAppsInWorker()

@@ -121,7 +121,7 @@ class FutureProxy(concurrent.futures.Future[T]):
         # Nothing a callback added from now on can be appended: the future is done, so
         # 'add_done_callback' calls it at once. The callbacks already run are dropped,
         # and with them what they hold (the failure logger holds the job's arguments).
-        self._done_callbacks = []
+        self._done_callbacks = []  # type: ignore[var-annotated]
         app = self._app
         if app is not None:
             # Weak: a stored future must not keep its app alive. The app's executor
@@ -200,7 +200,7 @@ class FutureProxy(concurrent.futures.Future[T]):
         self._waiters = []
         self._source = None
         if self._state not in _FINISHED:
-            self._done_callbacks = []  # type: ignore[var-annotated]
+            self._done_callbacks = []
             self._exception = RuntimeError(
                 "This job was submitted in the parent process before it forked; its"
                 " result exists only in the parent."

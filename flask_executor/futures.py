@@ -136,6 +136,9 @@ class FutureProxy(concurrent.futures.Future[T]):
         # The pool's own future, whose callback (this future's follower) refers back
         # here. 'cancel', 'running' and 'state' answer the same without it once done.
         self._source = None
+        exc = self._exception
+        if exc is not None:
+            _clear_own_frames(exc)
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started. Return whether it is cancelled."""
@@ -206,6 +209,34 @@ class FutureProxy(concurrent.futures.Future[T]):
                 " result exists only in the parent."
             )
             self._state = "FINISHED"
+
+
+def _clear_own_frames(exc: BaseException) -> None:
+    # A failed job's exception keeps its traceback, and the traceback every frame it
+    # ran through, with their local variables: this package's frames held the job's
+    # context variables, its app context (with the request, on Flask 3.2) and its
+    # arguments. Those frames' variables are cleared; the traceback still prints
+    # every line. The frames of the job's own code are the user's, and keep theirs.
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        exc_ = pending.pop()
+        if exc_ is None or id(exc_) in seen:
+            continue
+        seen.add(id(exc_))
+        tb = exc_.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+                # A frame still running (the one settling this future) cannot be cleared.
+                with contextlib.suppress(RuntimeError):
+                    frame.clear()
+            tb = tb.tb_next
+        pending.append(exc_.__cause__)
+        pending.append(exc_.__context__)
+
+
+_PACKAGE = __name__.partition(".")[0] + "."
 
 
 def _needs_contexts(fn: t.Callable[..., object]) -> bool:

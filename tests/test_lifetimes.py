@@ -406,9 +406,7 @@ def test_an_app_is_freed_with_its_pool_running(app: Flask) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("how", ["wrap_future", "run_in_executor"])
-def test_a_wrapped_future_tears_its_job_down_once(
-    app: Flask, executor: Executor, how: str
-) -> None:
+def test_a_wrapped_future_tears_its_job_down_once(app: Flask, executor: Executor, how: str) -> None:
     torn_down: list[str | None] = []
     last_teardown = threading.Event()
     here = threading.get_ident()

@@ -10,6 +10,7 @@ module level, imported for the first time by the test) says why with
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import threading
@@ -67,10 +68,9 @@ def _start_recording(self: Executor, *args: t.Any) -> t.Any:
         # is checked.
         if callable(value):
             continue
-        try:
+        # str, int, tuple...: cannot be referred to weakly, nor leak alone.
+        with contextlib.suppress(TypeError):
             _made.arguments.append(weakref.ref(value))
-        except TypeError:  # str, int, tuple...: cannot be referred to weakly, nor leak alone
-            pass
     return _start(self, *args)
 
 

@@ -150,10 +150,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> t.Generator[None, None, None]:
     if funcargs:
         funcargs.clear()
     made = _made
-    gc.collect()
-    leaked = [f"app {app.name!r}" for app in made.apps]
-    leaked += [f"request {req.path!r}" for req in made.requests]
-    leaked += [f"job argument {ref()!r}" for ref in made.arguments if ref() is not None]
+    # The young generations first: they hold what a short test made, and collecting
+    # them costs a fraction of a full collection, which walks every module of the
+    # suite. Only if something survives is the full collection run, then trusted.
+    gc.collect(1)
+    if _alive(made):
+        gc.collect()
+    leaked = _alive(made)
     # A pool's idle threads end once their pool is freed: waited for, up to a limit.
     deadline = time.monotonic() + _THREAD_GRACE
     threads = [th for th in threading.enumerate() if th not in before]
@@ -165,6 +168,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> t.Generator[None, None, None]:
         + ", ".join(leaked)
         + ". Free it, or mark the test with @pytest.mark.keeps_objects('why')."
     )
+
+
+def _alive(made: _Made) -> list[str]:
+    alive = [f"app {app.name!r}" for app in made.apps]
+    alive += [f"request {req.path!r}" for req in made.requests]
+    alive += [f"job argument {ref()!r}" for ref in made.arguments if ref() is not None]
+    return alive
 
 
 # -- Fixtures ------------------------------------------------------------------------------

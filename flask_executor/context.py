@@ -56,6 +56,7 @@ import os
 import pickle
 import threading
 import typing as t
+import weakref
 
 import flask.globals
 from flask import Flask
@@ -65,6 +66,7 @@ from flask.ctx import AppContext
 from flask.globals import _cv_app
 
 from ._async_extra import explain_missing_asgiref
+from ._fork import reset_after_fork
 
 __all__ = [
     "MERGED_REQUEST_CONTEXT",
@@ -78,6 +80,7 @@ __all__ = [
     "run_job_in_process",
     "snapshot_for_process",
     "wrap_callback",
+    "wrap_late_callback",
 ]
 
 logger = logging.getLogger("flask_executor")
@@ -136,14 +139,18 @@ def capture_without_app_context(app: Flask) -> tuple[Flask | None, contextvars.C
     variables = contextvars.copy_context()
     if has_request_context():
         return app, variables
+    return None, _without_flask_contexts(variables)
+
+
+def _without_flask_contexts(variables: contextvars.Context) -> contextvars.Context:
     if _cv_app not in variables:
-        return None, variables
+        return variables
     # A variable cannot be unset in a copied Context, only left out of a new one.
     without_app = contextvars.Context()
     for var, value in variables.items():
         if var is not _cv_app and var is not _cv_request:
             without_app.run(var.set, value)
-    return None, without_app
+    return without_app
 
 
 def run_job(
@@ -177,6 +184,30 @@ def wrap_callback(
         run_job(app, variables.copy(), g_values, fn, (future,), {})
 
     return run_callback
+
+
+def wrap_late_callback(
+    app_ref: weakref.ref[Flask] | None, fn: t.Callable[[R], object]
+) -> t.Callable[[R], None]:
+    """Wrap a done callback added after its job's contexts were let go.
+
+    Such a callback runs at once, in the thread that adds it, like any call made there:
+    with that thread's contexts. If that thread has no app context of the job's app
+    (``app_ref``, when the job had one and the app still exists), the callback gets a
+    fresh one, without the thread's other Flask contexts, which belong to another app or
+    to none. Added in the view that submitted the job, it so sees that view's request
+    and ``g``, as a callback added a moment earlier, before the job was done, would.
+    """
+
+    def run_late_callback(future: R) -> None:
+        app = None if app_ref is None else app_ref()
+        if app is None or current_app_or_none() is app:
+            fn(future)
+        else:
+            variables = _without_flask_contexts(contextvars.copy_context())
+            run_job(app, variables, None, fn, (future,), {})
+
+    return run_late_callback
 
 
 def _call_in_app_context(
@@ -260,8 +291,26 @@ class _JobAppContext(AppContext):
 
 # Apps this process has bound an executor to, by a token that travels with each job.
 # A worker made by fork inherits this dict, so it finds the very app object; a spawned
-# worker finds it empty and imports the app instead (``_worker_apps``).
-_registered_apps: dict[str, Flask] = {}
+# worker finds it empty and imports the app instead (``_worker_apps``). Weak: an app
+# whose executor was bound here must still be freed once nothing else uses it. A job in
+# flight holds its app through its future, so the app lives while its jobs run.
+_registered_apps: weakref.WeakValueDictionary[str, Flask] = weakref.WeakValueDictionary()
+
+
+class _PinAppsInWorker:
+    # In a forked child, the apps that lived when it was forked are held for as long as
+    # the child lives: it is a pool's worker, whose jobs look them up by token, and the
+    # reference that kept an app alive in the parent may have been on the stack of a
+    # thread that does not exist in the child.
+    def __init__(self) -> None:
+        self.pinned: list[Flask] = []
+
+    def _reset_after_fork(self) -> None:
+        self.pinned = list(_registered_apps.values())
+
+
+_pin_apps_in_worker = _PinAppsInWorker()
+reset_after_fork(_pin_apps_in_worker)
 _worker_apps: dict[str, Flask] = {}
 _worker_apps_lock = threading.Lock()
 

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import typing as t
+import weakref
 
 # 'from flask_executor.futures import Future' worked in 1.0, whose module imported it.
 from concurrent.futures import Future as Future
@@ -57,6 +58,10 @@ class FutureProxy(concurrent.futures.Future[T]):
 
     Callbacks added with :meth:`add_done_callback` run with the job's Flask contexts.
 
+    Once the job is done and its callbacks have run, the future lets go of everything
+    the job used: its arguments, the submitting request, the copy of ``g`` and the
+    context variables. A future kept for its result keeps only the result.
+
     .. versionchanged:: 2.0
         A subclass of :class:`concurrent.futures.Future` for every pool type, and awaitable.
     """
@@ -74,6 +79,10 @@ class FutureProxy(concurrent.futures.Future[T]):
     _g_values: dict[str, t.Any] | None = None
     # For pools in other processes, the pool's own future that this one follows.
     _source: concurrent.futures.Future[t.Any] | None = None
+    # Set when the job is done and its callbacks have run, and the three above are let
+    # go (see '_invoke_callbacks'): the job's app, weakly, for callbacks added later.
+    _released = False
+    _late_app: weakref.ref[Flask] | None = None
 
     def add_done_callback(self, fn: t.Callable[[concurrent.futures.Future[T]], object]) -> None:
         """Call ``fn(future)`` when the job is done, with the job's Flask contexts.
@@ -81,11 +90,55 @@ class FutureProxy(concurrent.futures.Future[T]):
         As with :class:`concurrent.futures.Future`, ``fn`` runs in the worker that
         finished the job, or at once in this thread if the job is already done, and an
         exception it raises is logged, not raised.
+
+        Once the job is done and its callbacks have run, its contexts are let go. A
+        callback added after that runs with the contexts of the thread that adds it, in
+        a fresh app context of the job's app if that thread has none of that app. See
+        :ref:`callback-contexts`.
         """
+        # Read in the opposite order to the one '_release' clears them in, without a
+        # lock: if the variables are still there, the app and 'g' read before them are
+        # too. If they are gone, '_released' was set before they went.
+        app = self._app
+        g_values = self._g_values
         variables = self._variables
         if variables is not None:
-            fn = context.wrap_callback(self._app, variables, self._g_values, fn)
+            if _needs_contexts(fn):
+                fn = context.wrap_callback(app, variables, g_values, fn)
+        elif self._released and _needs_contexts(fn):
+            fn = context.wrap_late_callback(self._late_app, fn)
         super().add_done_callback(fn)
+
+    def _invoke_callbacks(self) -> None:
+        # Called by 'set_result', 'set_exception' and 'cancel', after the state has
+        # changed and the waiters were told, in the thread that settled the future.
+        # CPython keeps the callbacks (and with them whatever they hold) for as long as
+        # the future lives; a future may be stored or awaited long after its job.
+        super()._invoke_callbacks()  # type: ignore[misc]
+        self._release()
+
+    def _release(self) -> None:
+        # Nothing a callback added from now on can be appended: the future is done, so
+        # 'add_done_callback' calls it at once. The callbacks already run are dropped,
+        # and with them what they hold (the failure logger holds the job's arguments).
+        self._done_callbacks = []  # type: ignore[var-annotated]
+        app = self._app
+        if app is not None:
+            # Weak: a stored future must not keep its app alive. The app's executor
+            # keeps its stored futures in a dict weakly keyed by the app, and a value
+            # that refers to its own key keeps the key alive for ever.
+            self._late_app = weakref.ref(app)
+        # In this order, for the reads in 'add_done_callback'.
+        self._released = True
+        self._variables = None
+        self._g_values = None
+        self._app = None
+        # The pool's own future, whose callback (this future's follower) refers back
+        # here. 'cancel', 'running' and 'state' answer the same without it once done.
+        self._source = None
+        exc = self._exception
+        if exc is not None:
+            _clear_own_frames(exc)
 
     def cancel(self) -> bool:
         """Cancel the job if it has not started. Return whether it is cancelled."""
@@ -150,12 +203,50 @@ class FutureProxy(concurrent.futures.Future[T]):
         self._waiters = []
         self._source = None
         if self._state not in _FINISHED:
-            self._done_callbacks = []  # type: ignore[var-annotated]
+            self._done_callbacks = []
             self._exception = RuntimeError(
                 "This job was submitted in the parent process before it forked; its"
                 " result exists only in the parent."
             )
             self._state = "FINISHED"
+
+
+def _clear_own_frames(exc: BaseException) -> None:
+    # A failed job's exception keeps its traceback, and the traceback every frame it
+    # ran through, with their local variables: this package's frames held the job's
+    # context variables, its app context (with the request, on Flask 3.2) and its
+    # arguments. Those frames' variables are cleared; the traceback still prints
+    # every line. The frames of the job's own code are the user's, and keep theirs.
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        exc_ = pending.pop()
+        if exc_ is None or id(exc_) in seen:
+            continue
+        seen.add(id(exc_))
+        tb = exc_.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            if frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+                # A frame still running (the one settling this future) cannot be cleared.
+                with contextlib.suppress(RuntimeError):
+                    frame.clear()
+            tb = tb.tb_next
+        pending.append(exc_.__cause__)
+        pending.append(exc_.__context__)
+
+
+_PACKAGE = __name__.partition(".")[0] + "."
+
+
+def _needs_contexts(fn: t.Callable[..., object]) -> bool:
+    # A callback of asyncio's own (the one 'asyncio.wrap_future' and
+    # 'loop.run_in_executor' add to chain an asyncio future to this one) only hands the
+    # outcome to an event loop. Running it in the job's contexts would push a second
+    # app context for the job and run its teardown functions a second time. Known by
+    # the module its code lives in, not by the private name of the function.
+    module = getattr(fn, "__module__", None)
+    return not (isinstance(module, str) and (module == "asyncio" or module.startswith("asyncio.")))
 
 
 def _waker(
@@ -214,10 +305,10 @@ class FutureCollection:
         # Keys of stored futures that have finished, in the order they finished: the
         # eviction queue.
         self._finished: collections.OrderedDict[t.Hashable, None] = collections.OrderedDict()
-        # Finished (key, future) pairs that '_evict' has yet to file in '_finished'.
-        self._newly_finished: collections.deque[
-            tuple[t.Hashable, concurrent.futures.Future[t.Any]]
-        ] = collections.deque()
+        # Keys whose future has finished, which '_evict' has yet to file in '_finished'.
+        # Keys, not futures: a future popped meanwhile must not be kept here until the
+        # next 'add' (which may never come) with its result.
+        self._newly_finished: collections.deque[t.Hashable] = collections.deque()
         self._lock = threading.RLock()
         # Unfinished futures evicted since the last warning was logged, and when it was.
         self._evicted_unwarned = 0
@@ -248,16 +339,20 @@ class FutureCollection:
         # worker queue up behind the threads that submit, so the news only goes into a
         # deque (its 'append' is atomic) and 'add' files it under the lock.
         if self.max_length is not None:
-            self._newly_finished.append((future_key, future))
+            self._newly_finished.append(future_key)
 
     def _evict(self) -> None:
         if self.max_length is None:
             return
         newly_finished = self._newly_finished
+        futures = self._futures
         while newly_finished:
-            key, future = newly_finished.popleft()
-            # The key may have been popped since, or even stored again with another future.
-            if self._futures.get(key) is future:
+            key = newly_finished.popleft()
+            # The key may have been popped since, or even stored again with another
+            # future: it is filed if the future stored under it now is finished. (That
+            # future's own news may come later; filing a key twice keeps its place.)
+            future = futures.get(key)
+            if future is not None and future.done():
                 self._finished[key] = None
         while len(self._futures) > self.max_length:
             if self._finished:

@@ -330,6 +330,10 @@ def page_runs() -> t.Iterator[dict[Path, PageRun]]:
 # the platform's default start method, fork on Linux before 3.14, as a reader's app would.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
+@pytest.mark.keeps_objects(
+    "each page runs as a module, whose app, executor and pool live at module level, as"
+    " in a reader's app"
+)
 def test_block_runs(
     block: Block, page_runs: dict[Path, PageRun], monkeypatch: pytest.MonkeyPatch
 ) -> None:

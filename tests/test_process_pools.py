@@ -451,6 +451,7 @@ BAD_CALLS = [
 
 
 @pytest.mark.parametrize(("call", "names"), BAD_CALLS)
+@pytest.mark.keeps_objects("its unpicklable arguments are module-level parameters")
 def test_what_cannot_be_pickled_fails_only_its_own_future(
     bind: Bind, call: tuple[t.Callable[..., t.Any], tuple[t.Any, ...], dict[str, t.Any]], names: str
 ) -> None:

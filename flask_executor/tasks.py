@@ -25,6 +25,7 @@ import sys
 import threading
 import types
 import typing as t
+import weakref
 
 from . import context
 from ._fork import reset_after_fork
@@ -302,6 +303,12 @@ class _FollowPool:
             if _set_running_or_notify_cancel(future):
                 future.set_result(source.result())
             return
+        # The job never ran here: the pool failed it through its own future. Nothing
+        # will take its call from the task now, so the task lets go of it here.
+        if isinstance(future, ThreadTask):
+            if future._not_started is not None:
+                future._not_started.discard(future)
+            future._drop_call()
         if exc is None:
             exc = RuntimeError(
                 "The pool reported this job done, but it never ran in this process. A"
@@ -396,6 +403,36 @@ _loops = _ThreadLoops()
 reset_after_fork(_loops)
 
 
+async def _closing_async_generators(coroutine: t.Coroutine[t.Any, t.Any, R]) -> R:
+    # Closes, at the end of the job, the async generators the job started and left open,
+    # as 'asyncio.run' does when it ends, so that their 'finally' blocks run inside this
+    # job, in its app context. Left to the loop, which lives on for the next jobs of this
+    # thread, one kept alive by a reference cycle would be closed whenever the garbage
+    # collector freed it: during a later, unrelated job, or outside any. The loop's own
+    # 'shutdown_asyncgens' would close every later job's generators too (it marks the
+    # loop as shut down for them), so the job's are tracked through the interpreter's
+    # public async generator hooks instead, which the running loop has installed: the
+    # loop's own hook still sees each one.
+    import asyncio
+
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+    started: weakref.WeakSet[t.AsyncGenerator[t.Any, t.Any]] = weakref.WeakSet()
+
+    def track(agen: t.AsyncGenerator[t.Any, t.Any]) -> None:
+        started.add(agen)
+        if firstiter is not None:
+            firstiter(agen)
+
+    sys.set_asyncgen_hooks(firstiter=track, finalizer=finalizer)
+    try:
+        return await coroutine
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+        left_open = list(started)
+        if left_open:
+            await asyncio.gather(*(agen.aclose() for agen in left_open), return_exceptions=True)
+
+
 class _ThreadLoop:
     """One event loop per worker thread, reused by every coroutine job it runs.
 
@@ -417,7 +454,7 @@ class _ThreadLoop:
         loop = self.loop
         asyncio.set_event_loop(loop)
         try:
-            return loop.run_until_complete(coroutine)
+            return loop.run_until_complete(_closing_async_generators(coroutine))
         finally:
             # Tasks the job started and left behind are its own; they must not run on
             # during the next, unrelated job on this thread.

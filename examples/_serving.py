@@ -34,7 +34,11 @@ def serve(app: Flask, default_port: int, title: str) -> None:
     try:
         preferred = int(wanted)
     except ValueError:
-        raise SystemExit(f"PORT must be a port number, such as 8000, not {wanted!r}.") from None
+        preferred = -1
+    if not 0 <= preferred <= 65535:
+        raise SystemExit(
+            f"PORT must be a port number from 0 to 65535, such as 8000, not {wanted!r}."
+        )
     port = choose_port(preferred)
     if preferred and port != preferred:
         print(f" * Port {preferred} is in use; serving on port {port} instead.", flush=True)

@@ -133,10 +133,9 @@ def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: Flask
 
 
 def test_unknown_job_is_404(client: FlaskClient) -> None:
-    response = client.get("/jobs/nope")
-    assert response.status_code == 404
-    assert response.json["state"] == "UNKNOWN"
-    assert client.delete("/jobs/nope").status_code == 404
+    unknown = {"id": "nope", "state": "UNKNOWN", "error": "No job is stored under this id."}
+    for response in client.get("/jobs/nope"), client.delete("/jobs/nope"):
+        assert (response.status_code, response.json) == (404, unknown)
 
 
 def test_squares_uses_map_in_order(client: FlaskClient) -> None:
@@ -220,6 +219,25 @@ def test_demo_serves_on_a_free_port_when_its_own_is_taken() -> None:
             process.wait(timeout=15)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("port", ["abc", "99999", "-1"])
+def test_demo_refuses_a_port_that_is_not_a_port_number(port: str) -> None:
+    # At once, with a sentence naming the value, before any server starts.
+    finished = subprocess.run(
+        [sys.executable, str(DEMO)],
+        cwd=ROOT,
+        env={**os.environ, "PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert finished.returncode == 1
+    assert finished.stderr == (
+        f"PORT must be a port number from 0 to 65535, such as 8000, not {port!r}.\n"
+    )
+    assert "Running on" not in finished.stdout
 
 
 def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:

@@ -189,4 +189,4 @@ def index() -> str:
 if __name__ == "__main__":
     from _serving import serve  # next to this file: port choice, shared by the examples
 
-    serve(app, 5000, "flask-executor demo")
+    serve(app, 5000, "flask-executor demo", executor)

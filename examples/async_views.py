@@ -223,4 +223,4 @@ async def asgi(
 if __name__ == "__main__":
     from _serving import serve  # next to this file: port choice, shared by the examples
 
-    serve(app, 5001, "flask-executor async views")
+    serve(app, 5001, "flask-executor async views", executor)

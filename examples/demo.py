@@ -103,12 +103,16 @@ def _describe(job_id: t.Hashable) -> dict[str, t.Any]:
     return {"id": job_id, "state": state}
 
 
+def _unknown(job_id: str) -> dict[str, t.Any]:
+    return {"id": job_id, "state": "UNKNOWN", "error": "No job is stored under this id."}
+
+
 @app.get("/jobs/<job_id>")
 def job_status(job_id: str) -> tuple[dict[str, t.Any], int]:
     """Report on a stored job. ``?wait=N`` waits up to N seconds for it to finish."""
     future = executor.futures.get(job_id)
     if future is None:
-        return {"id": job_id, "state": "UNKNOWN", "error": "No job is stored under this id."}, 404
+        return _unknown(job_id), 404
     wait = _float_arg("wait", 0.0)
     if wait:
         # A long poll: the answer comes as soon as the job is done, or after 'wait'.
@@ -122,7 +126,7 @@ def forget_job(job_id: str) -> tuple[dict[str, t.Any], int]:
     description = _describe(job_id)
     future = executor.futures.pop(job_id)
     if future is None:
-        return description, 404
+        return _unknown(job_id), 404
     description["cancelled"] = future.cancel()
     return description, 200
 
@@ -159,8 +163,10 @@ curl -X POST '{start}?seconds=2&amp;fail=1'</pre>
 
 <h2>Check on it</h2>
 <pre>curl {jobs}/ID
-curl '{jobs}/ID?wait=30'     # waits until the job is done (30 s at most)
-curl -X DELETE {jobs}/ID     # cancels it if not started, and forgets it</pre>
+# Wait until the job is done, 30 s at most:
+curl '{jobs}/ID?wait=30'
+# Cancel it if it has not started, and forget it:
+curl -X DELETE {jobs}/ID</pre>
 <p><a href="{jobs}">All stored jobs</a>: {count} now.</p>
 
 <h2>Map</h2>
@@ -183,4 +189,4 @@ def index() -> str:
 if __name__ == "__main__":
     from _serving import serve  # next to this file: port choice, shared by the examples
 
-    serve(app, 5000, "flask-executor demo")
+    serve(app, 5000, "flask-executor demo", executor)

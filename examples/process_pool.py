@@ -39,7 +39,9 @@ def create_app() -> Flask:
     # How a worker finds the app. This module is 'process_pool' to a worker, which has
     # this process's sys.path, where the script's own directory comes first.
     app.config["EXECUTOR_APP_IMPORT"] = "process_pool:create_app()"
-    app.config["PRIME_LIMIT"] = 5_000_000
+    # The largest ?below= served: counting below it takes one worker some 10 s, well
+    # within the views' 60 s timeout.
+    app.config["PRIME_LIMIT"] = 1_000_000
     executor.init_app(app)
 
     @app.before_request
@@ -94,7 +96,9 @@ def primes() -> dict[str, t.Any]:
 
 
 def prime_ranges() -> dict[str, t.Any]:
-    below = min(request.args.get("below", 1_000_000, type=int), current_app.config["PRIME_LIMIT"])
+    below = request.args.get("below", 500_000, type=int)
+    # At least 1, so that there is a range to split; at most the app's limit.
+    below = min(max(below, 1), current_app.config["PRIME_LIMIT"])
     parts = 8
     step = math.ceil(below / parts)
     starts = range(0, below, step)
@@ -113,12 +117,19 @@ def crash() -> dict[str, t.Any]:
 
 
 def index() -> str:
+    # A few seconds each at most; the first also waits for a worker to start.
     links = [
-        url_for("primes", below=200_000, _external=True),
-        url_for("prime_ranges", below=2_000_000, _external=True),
-        url_for("crash", _external=True),
+        (url_for("primes", below=200_000, _external=True), "one job in a worker process"),
+        (
+            url_for("prime_ranges", below=500_000, _external=True),
+            "8 ranges with <code>map</code>, shared by the 2 workers",
+        ),
+        (url_for("crash", _external=True), "kill a worker; the next job gets a new pool"),
     ]
-    items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in links)
+    items = "".join(
+        f'<li><a href="{html.escape(url)}">{html.escape(url)}</a>: {what}.</li>'
+        for url, what in links
+    )
     style = html.escape(url_for("static", filename="style.css"))
     return (
         '<!doctype html>\n<html lang="en">\n<meta charset="utf-8">\n'
@@ -129,7 +140,7 @@ def index() -> str:
         "<p>Each job runs in a worker process, in an app context of this app, with a"
         " snapshot of the request that submitted it.</p>"
         f"<ul>{items}</ul>"
-        f"<p>Try:</p><pre>curl -H 'X-User: ada' '{html.escape(links[0])}'</pre>"
+        f"<p>Try:</p><pre>curl -H 'X-User: ada' '{html.escape(links[0][0])}'</pre>"
     )
 
 

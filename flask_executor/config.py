@@ -230,8 +230,23 @@ def _check_pool_arguments(
         keys = f"'{reader.key('POOL_KWARGS')}'"
         if with_max_workers:
             keys += f" (with '{reader.key('MAX_WORKERS')}')"
+        # Name what the class does take, so that a misspelling can be put right from
+        # the message alone.
+        accepted = [
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.kind
+            in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        if not accepted:
+            takes = "no keyword arguments"
+        elif len(accepted) == 1:
+            takes = repr(accepted[0])
+        else:
+            takes = ", ".join(map(repr, accepted[:-1])) + f" and {accepted[-1]!r}"
         raise TypeError(
             f"{keys} gives {sorted(kwargs)}, which {pool_class.__qualname__} does not accept: {e}."
+            f" It takes {takes}."
         ) from None
 
 

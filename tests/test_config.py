@@ -766,14 +766,16 @@ def _import_failure(path: str) -> str:
             {"EXECUTOR_POOL_KWARGS": {"thread_prefix": "x"}},
             TypeError,
             "'EXECUTOR_POOL_KWARGS' gives ['thread_prefix'], which ThreadPoolExecutor does not"
-            " accept: got an unexpected keyword argument 'thread_prefix'.",
+            " accept: got an unexpected keyword argument 'thread_prefix'."
+            " It takes 'max_workers', 'thread_name_prefix', 'initializer' and 'initargs'.",
             id="pool-kwargs-unknown-argument",
         ),
         pytest.param(
             {"EXECUTOR_POOL_KWARGS": {"mp_context": "spawn"}},
             TypeError,
             "'EXECUTOR_POOL_KWARGS' gives ['mp_context'], which ThreadPoolExecutor does not"
-            " accept: got an unexpected keyword argument 'mp_context'.",
+            " accept: got an unexpected keyword argument 'mp_context'."
+            " It takes 'max_workers', 'thread_name_prefix', 'initializer' and 'initargs'.",
             id="pool-kwargs-mp-context-on-threads",
         ),
         pytest.param(
@@ -781,7 +783,8 @@ def _import_failure(path: str) -> str:
             TypeError,
             "'EXECUTOR_POOL_KWARGS' (with 'EXECUTOR_MAX_WORKERS') gives ['bogus', 'max_workers'],"
             " which ThreadPoolExecutor does not accept: got an unexpected keyword argument"
-            " 'bogus'.",
+            " 'bogus'. It takes 'max_workers', 'thread_name_prefix', 'initializer' and"
+            " 'initargs'.",
             id="pool-kwargs-unknown-argument-with-max-workers",
         ),
         pytest.param(
@@ -860,7 +863,8 @@ def _import_failure(path: str) -> str:
             {"EXECUTOR_TYPE": "process", "EXECUTOR_POOL_KWARGS": {"max_tasks_per_child": 2}},
             TypeError,
             "'EXECUTOR_POOL_KWARGS' gives ['max_tasks_per_child'], which ProcessPoolExecutor"
-            " does not accept: got an unexpected keyword argument 'max_tasks_per_child'.",
+            " does not accept: got an unexpected keyword argument 'max_tasks_per_child'."
+            " It takes 'max_workers', 'mp_context', 'initializer' and 'initargs'.",
             id="pool-kwargs-max-tasks-per-child-before-3.11",
             marks=pytest.mark.skipif(
                 sys.version_info >= (3, 11), reason="max_tasks_per_child is Python 3.11+"

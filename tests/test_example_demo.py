@@ -133,10 +133,9 @@ def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: Flask
 
 
 def test_unknown_job_is_404(client: FlaskClient) -> None:
-    response = client.get("/jobs/nope")
-    assert response.status_code == 404
-    assert response.json["state"] == "UNKNOWN"
-    assert client.delete("/jobs/nope").status_code == 404
+    unknown = {"id": "nope", "state": "UNKNOWN", "error": "No job is stored under this id."}
+    for response in client.get("/jobs/nope"), client.delete("/jobs/nope"):
+        assert (response.status_code, response.json) == (404, unknown)
 
 
 def test_squares_uses_map_in_order(client: FlaskClient) -> None:
@@ -220,6 +219,74 @@ def test_demo_serves_on_a_free_port_when_its_own_is_taken() -> None:
             process.wait(timeout=15)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_demo_says_it_waits_for_running_jobs_after_ctrl_c_and_a_second_one_quits() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(DEMO)],
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        # As in a terminal, whatever this test process does with SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Running on http://127.0.0.1:" in line:
+                break
+        base = f"http://127.0.0.1:{port}"
+        request = urllib.request.Request(f"{base}/jobs?seconds=60", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status_url = json.loads(response.read())["status_url"]
+        # Running, not queued: a queued job would be cancelled, with nothing to wait for.
+        while get_json(status_url)["state"] != "RUNNING":
+            pass
+
+        process.send_signal(signal.SIGINT)
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl+C" in line and "Stopped" in line:
+                break
+        assert lines[-1] == (
+            " * Stopped. Running jobs finish first; press Ctrl+C again to quit now.\n"
+        ), lines
+        assert process.poll() is None  # waiting for the 60 s job
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("port", ["abc", "99999", "-1"])
+def test_demo_refuses_a_port_that_is_not_a_port_number(port: str) -> None:
+    # At once, with a sentence naming the value, before any server starts.
+    finished = subprocess.run(
+        [sys.executable, str(DEMO)],
+        cwd=ROOT,
+        env={**os.environ, "PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert finished.returncode == 1
+    assert finished.stderr == (
+        f"PORT must be a port number from 0 to 65535, such as 8000, not {port!r}.\n"
+    )
+    assert "Running on" not in finished.stdout
 
 
 def test_readme_commands_are_the_ones_ci_and_these_tests_run() -> None:

@@ -26,11 +26,14 @@ def test_process_pool_example_runs_as_a_real_server() -> None:
         style_status, style = get(f"{base}/static/style.css")
         first = get_json(f"{base}/primes?below=1000", headers={"X-User": "ada"})
         ranges = get_json(f"{base}/primes/ranges?below=10000")
+        # Out of range, clamped rather than a 500.
+        nothing = get_json(f"{base}/primes/ranges?below=0")
         crash = get_json(f"{base}/crash")
         after_crash = get_json(f"{base}/primes?below=100")
 
     assert status == 200
     assert f"{base}/primes?below=200000" in index
+    assert f"{base}/primes/ranges?below=500000" in index
     # Fits a phone, with the stylesheet the examples share.
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in index
     assert '<link rel="stylesheet" href="/static/style.css">' in index
@@ -48,6 +51,7 @@ def test_process_pool_example_runs_as_a_real_server() -> None:
     assert first["worker_pid"] != first["view_pid"]
     assert ranges["primes"] == 1229
     assert len(ranges["per_range"]) == 8
+    assert nothing == {"below": 1, "primes": 0, "per_range": [0]}
     assert crash["crashed_job"].startswith("BrokenProcessPool: ")
     assert crash["next_job_primes_below_100"] == 25
     assert after_crash["primes"] == 25

@@ -107,6 +107,10 @@ class _ErrorRecords(logging.Handler):
         self.arrived.set()
 
 
+@pytest.mark.keeps_objects(
+    "pytest keeps the captured log record of the failed job until the test is reported;"
+    " its traceback's frame holds the demo module's globals, and so its app"
+)
 def test_failed_job_is_reported_and_logged(demo: types.ModuleType, client: FlaskClient) -> None:
     errors = _ErrorRecords()
     logging.getLogger("flask_executor").addHandler(errors)

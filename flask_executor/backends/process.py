@@ -1,4 +1,4 @@
-"""Jobs for pools whose workers are other processes.
+"""Pools whose workers are other processes: CPython's ProcessPoolExecutor and its subclasses.
 
 The call and a snapshot of its contexts are pickled in the submitting thread (a plain
 function's reference only once, see :func:`_pickle_call`), and the worker pickles the
@@ -8,35 +8,35 @@ be pickled fail its own job with a message that names it. Pickling the result th
 means that a result which cannot be unpickled here fails its own job too: an object the
 pool itself cannot unpickle breaks the whole pool, and every job in flight with it.
 
-CPython's :class:`~concurrent.futures.ProcessPoolExecutor` settles the job's
-:class:`ProcessTask` directly. The task goes into the pool's pending work behind a
-:class:`_PoolSide`, which stands in for the Future the pool would have made. Any other
-pool (a subclass, or one whose internals are not the ones checked here) gets a plain
-``submit``, and the task follows the pool's own future (:class:`_Follower`). The first
-way saves each job a second future and the callback that chains the two; see
-docs/performance.rst.
+The job's :class:`ProcessTask` follows the pool's own future (:class:`_Follower`). On
+CPython's own class, the fast path of :mod:`flask_executor._cpython` puts the job in the
+pool's pending work behind a :class:`_PoolSide` instead, which stands in for the Future
+the pool would have made and settles the task directly: that saves each job a second
+future, the callback that chains the two and, for an idle pool, a thread hand-over
+(docs/performance.rst).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import concurrent.futures.process as _cf_process
 import pickle
 import threading
 import types
 import typing as t
 
-from . import context
-from .futures import FutureProxy
-from .tasks import describe
-from .tasks import notify_cancelled
-from .tasks import set_outcome_now
-from .tasks import STARTABLE
+from .. import _cpython
+from .. import context
+from ..futures import FutureProxy
+from ..jobs import describe
+from . import Backend
+from . import notify_cancelled
+from . import set_outcome_now
+from . import STARTABLE
 
 if t.TYPE_CHECKING:
-    from .pools import PoolManager
+    from ..config import ExecutorConfig
 
-__all__ = ["ProcessTask", "received", "start_in_process", "takes_work_items"]
+__all__ = ["ProcessBackend", "ProcessTask", "received"]
 
 R = t.TypeVar("R")
 _set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
@@ -45,8 +45,8 @@ _set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_
 class ProcessTask(FutureProxy[R]):
     """The future of a job that runs in a worker process.
 
-    CPython's process pool settles it directly, through a :class:`_PoolSide`; with any
-    other pool it follows the pool's own future.
+    It follows the pool's own future, or, on the fast path, the pool settles it directly
+    through a :class:`_PoolSide`.
     """
 
     def cancel(self) -> bool:
@@ -62,191 +62,82 @@ class ProcessTask(FutureProxy[R]):
         return cancelled
 
 
-def start_in_process(
-    manager: PoolManager,
-    task: ProcessTask[R],
-    snapshot: tuple[t.Any, ...],
-    fn: t.Callable[..., R],
-    args: tuple[t.Any, ...],
-    kwargs: dict[str, t.Any],
-) -> None:
-    """Hand ``fn(*args, **kwargs)`` to a pool whose workers are other processes."""
-    # The call is pickled here, in the submitting thread, and never by the pool's feeder
-    # thread. Pickling a function imports its module, and a job submitted and waited
-    # for while that module is still being imported (an app that warms its pool at
-    # import time, under 'gunicorn --preload') would wait for ever for the import lock
-    # that its own thread holds.
-    try:
-        call = _pickle_call(fn, args, kwargs, snapshot)
-    except Exception as e:
-        set_outcome_now(task, _unpicklable_call_error(e, fn, args, kwargs))
-        return
-    pool = manager.pool
-    try:
-        _hand_over(manager, pool, task, call)
-    except concurrent.futures.BrokenExecutor:
-        # The pool broke since the last job's outcome came back; one new pool is tried.
-        manager.replace_broken(pool)
-        _hand_over(manager, manager.pool, task, call)
-
-
 #: What travels to the worker: a plain function's pickled reference, and the rest of the
 #: call pickled (see :func:`_pickle_call`).
 _Call = tuple[t.Optional[bytes], bytes]
 
 
-def _hand_over(
-    manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any], call: _Call
-) -> None:
-    if manager.takes_work_items:
-        _enqueue(
-            t.cast(concurrent.futures.ProcessPoolExecutor, pool),
-            _PoolSide(manager, pool, task),
-            call,
-        )
-        return
-    source = pool.submit(_run_pickled_call, *call)
-    task._source = source
-    # If the job is already done, 'add_done_callback' runs the follower right here, in the
-    # submitting thread, and the job's callbacks with it. The flag lets the follower see
-    # that and move to a thread of its own: the callbacks of a job that ran never run in
-    # the submitting thread.
-    _submitting.active = True
-    try:
-        source.add_done_callback(_Follower(manager, pool, task))
-    finally:
-        _submitting.active = False
+class ProcessBackend(Backend):
+    """Pools whose workers are other processes, so that jobs are pickled."""
 
+    local = False
+    future_class = ProcessTask
 
-# -- CPython's process pool, settling the task directly ------------------------------------
+    @classmethod
+    def handles(cls, config: ExecutorConfig) -> bool:
+        # Python 3.14's InterpreterPoolExecutor too: its subinterpreters share no objects.
+        remote: tuple[type, ...] = (concurrent.futures.ProcessPoolExecutor,)
+        interpreter_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
+        if interpreter_pool is not None:
+            remote += (interpreter_pool,)
+        return issubclass(config.pool_class, remote)
 
+    @classmethod
+    def prepare(
+        cls,
+        fn: t.Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+        snapshot: tuple[t.Any, ...] | None,
+    ) -> _Call:
+        # The call is pickled here, in the submitting thread, and never by the pool's
+        # feeder thread. Pickling a function imports its module, and a job submitted and
+        # waited for while that module is still being imported (an app that warms its
+        # pool at import time, under 'gunicorn --preload') would wait for ever for the
+        # import lock that its own thread holds.
+        try:
+            return _pickle_call(fn, args, kwargs, t.cast("tuple[t.Any, ...]", snapshot))
+        except Exception as e:
+            raise _unpicklable_call_error(e, fn, args, kwargs) from None
 
-def takes_work_items(pool: concurrent.futures.Executor) -> bool:
-    """Whether jobs can go straight into ``pool``'s pending work (see :func:`_enqueue`).
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        replace_broken: t.Callable[[concurrent.futures.Executor], None],
+    ) -> None:
+        super().__init__(config, replace_broken)
+        off = None
+        if not config.fast_paths:
+            off = "EXECUTOR_FAST_PATHS is off"
+        elif config.pool_kwargs.get("max_tasks_per_child") is not None:
+            off = "its workers have 'max_tasks_per_child', of which the probe job would take one"
+        self.fast_path = _cpython.FastPath("process", self.pool, off, _cpython.put_process_probe)
 
-    Only for the exact class, with the internals of Python 3.9.16 to 3.13, which are
-    checked here. Python 3.14 counts idle workers otherwise, and earlier 3.9 releases
-    start processes otherwise; they, and subclasses, get ``submit``.
-    """
-    return (
-        type(pool) is concurrent.futures.ProcessPoolExecutor
-        and all(
-            hasattr(pool, name)
-            for name in (
-                "_shutdown_lock",
-                "_broken",
-                "_shutdown_thread",
-                "_pending_work_items",
-                "_work_ids",
-                "_queue_count",
-                "_executor_manager_thread_wakeup",
-                "_safe_to_dynamically_spawn_children",
-                "_idle_worker_semaphore",
-                "_adjust_process_count",
-                "_start_executor_manager_thread",
-                "_processes",
-                "_call_queue",
-            )
-        )
-        and hasattr(_cf_process, "_global_shutdown")
-        and hasattr(_cf_process, "_WorkItem")
-        and hasattr(_cf_process, "_CallItem")
-    )
+    def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:
+        fast_path = self.fast_path
+        pool = t.cast(concurrent.futures.ProcessPoolExecutor, self.pool)
+        if fast_path.on:
+            _cpython.put_process_job(pool, _PoolSide(self, future), _run_pickled_call, call)
+            return
+        if fast_path.checking:
+            fast_path.expire()
+        source = pool.submit(_run_pickled_call, *call)
+        future._source = source
+        # If the job is already done, 'add_done_callback' runs the follower right here,
+        # in the submitting thread, and the job's callbacks with it. The flag lets the
+        # follower see that and move to a thread of its own: the callbacks of a job that
+        # ran never run in the submitting thread.
+        _submitting.active = True
+        try:
+            source.add_done_callback(_Follower(self, future))
+        finally:
+            _submitting.active = False
 
+    def still_running(self) -> bool:
+        return _cpython.manager_thread_runs(self.pool)
 
-def _enqueue(pool: concurrent.futures.ProcessPoolExecutor, side: _PoolSide, call: _Call) -> None:
-    # What ProcessPoolExecutor.submit does, less the Future it would make: the work item's
-    # future is the pool side, which settles the task. Python 3.9.16 to 3.13 alike. A job
-    # that finds no other job pending goes straight to the workers (see '_send_now').
-    with pool._shutdown_lock:
-        if pool._broken:
-            raise _cf_process.BrokenProcessPool(pool._broken)
-        if pool._shutdown_thread:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if _cf_process._global_shutdown:
-            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-        # The pool side is not a Future, but has all of one that the pool uses.
-        work_item = _cf_process._WorkItem(t.cast(t.Any, side), _run_pickled_call, call, {})
-        work_id = pool._queue_count
-        pool._queue_count = work_id + 1
-        # Workers and the manager thread first: if one cannot be started, the job is in
-        # none of the pool's queues yet, and only its 'submit' fails.
-        workers = len(pool._processes)
-        if pool._safe_to_dynamically_spawn_children:  # type: ignore[attr-defined]
-            pool._adjust_process_count()
-        pool._start_executor_manager_thread()
-        if pool._pending_work_items:
-            # Behind the others, which the pool's manager thread sends in order as
-            # workers come free.
-            pool._pending_work_items[work_id] = work_item
-            pool._work_ids.put(work_id)
-            pool._executor_manager_thread_wakeup.wakeup()
-            failure = _failure_if_broken(pool)
-        else:
-            failure = _send_now(pool, work_item, work_id)
-            if len(pool._processes) != workers:
-                # A worker was started for this job. The manager thread watches the
-                # workers it knew of when it last woke; woken, it watches this one too,
-                # and can tell the job's future if it dies.
-                pool._executor_manager_thread_wakeup.wakeup()
-    if failure is not None:
-        # Outside the pool's lock: a broken pool is replaced, and that takes other locks.
-        side.set_exception(failure)
-        if not isinstance(failure, Exception):
-            raise failure  # KeyboardInterrupt, say: the job failed with it, and so does submit
-
-
-def _send_now(
-    pool: concurrent.futures.ProcessPoolExecutor, work_item: t.Any, work_id: int
-) -> BaseException | None:
-    """Send a job to the workers of an idle pool, as the pool's manager thread would.
-
-    Returns None if the job was sent or has been cancelled, or the exception to fail it
-    with if it cannot be sent.
-
-    This saves the job a hand-over between threads. The pool's own ``submit`` wakes the
-    pool's manager thread, which moves the job to the workers' call queue and wakes the
-    thread that writes to their pipe; for one job at a time, waking that one thread more
-    is about a quarter of the round trip (docs/performance.rst). Only a job that finds no
-    other job pending goes this way: none submitted before it, queued or on its way from
-    the manager thread, can then be overtaken, and the call queue has room.
-    """
-    # Marked running before it is sent, as the manager thread does, so that from here on
-    # it cannot be cancelled. The only other thread that can have seen the task is one
-    # that took it from 'executor.futures' and cancelled it meanwhile; the pool then
-    # never hears of it.
-    if not work_item.future.set_running_or_notify_cancel():
-        return None
-    try:
-        pool._pending_work_items[work_id] = work_item
-        pool._call_queue.put(  # type: ignore[attr-defined]
-            _cf_process._CallItem(work_id, work_item.fn, work_item.args, {}), block=False
-        )
-    except BaseException as e:
-        if pool._broken:
-            # The pool broke, and closed its call queue, in the instant since the check
-            # (see '_failure_if_broken'); the job stays in the broken pool's records.
-            error: BaseException = _cf_process.BrokenProcessPool(pool._broken)
-            error.__cause__ = e
-            return error
-        # Most likely the call queue's writer thread could not be started (too many
-        # threads, or the interpreter exiting): this job fails with the reason.
-        pool._pending_work_items.pop(work_id, None)
-        return e
-    return _failure_if_broken(pool)
-
-
-def _failure_if_broken(pool: concurrent.futures.ProcessPoolExecutor) -> BaseException | None:
-    # On Python 3.9 to 3.11 the pool's manager thread marks a broken pool broken, then
-    # fails the jobs it holds and forgets them, without taking the pool's lock (3.12 takes
-    # it, so this finds nothing there). A job added in the meantime might be neither sent
-    # nor failed. The pool is marked first, so a job that does not see the mark now is
-    # among those the manager thread fails. One that does is failed here, and left in
-    # the pool's records: the manager thread may be going through them, and would stop
-    # with an error if one went missing under it.
-    if not pool._broken:
-        return None
-    return _cf_process.BrokenProcessPool(pool._broken)
+    def after_fork(self) -> None:
+        _cpython.disarm_in_child(self.pool)
 
 
 class _PoolSide:
@@ -261,16 +152,13 @@ class _PoolSide:
     any time.
     """
 
-    __slots__ = ("manager", "pool", "sent", "task")
+    __slots__ = ("backend", "sent", "task")
 
-    def __init__(
-        self, manager: PoolManager, pool: concurrent.futures.Executor, task: ProcessTask[t.Any]
-    ) -> None:
-        self.manager = manager
-        self.pool = pool
+    def __init__(self, backend: Backend, task: FutureProxy[t.Any]) -> None:
+        self.backend = backend
         self.task = task
-        # Set by the manager thread, or by '_send_now' under the pool's lock, which the
-        # pool's own calls to 'cancel' (at shutdown) come after; read by 'cancel'.
+        # Set by the manager thread, or by the fast path under the pool's lock, which
+        # the pool's own calls to 'cancel' (at shutdown) come after; read by 'cancel'.
         self.sent = False
 
     def set_running_or_notify_cancel(self) -> bool:
@@ -296,7 +184,7 @@ class _PoolSide:
 
     def set_exception(self, exception: BaseException) -> None:
         if isinstance(exception, concurrent.futures.BrokenExecutor):
-            self.manager.replace_broken(self.pool)
+            self.backend.replace_broken(self.backend.pool)
         try:  # noqa: SIM105
             self.task.set_exception(exception)
         except concurrent.futures.InvalidStateError:
@@ -311,19 +199,13 @@ class _PoolSide:
         return True
 
 
-# -- Any other pool, followed through its own future --------------------------------------
-
-
 class _Follower:
     """Copies the outcome of the pool's own future into the job's task."""
 
-    __slots__ = ("future", "manager", "pool")
+    __slots__ = ("backend", "future")
 
-    def __init__(
-        self, manager: PoolManager, pool: concurrent.futures.Executor, future: FutureProxy[t.Any]
-    ) -> None:
-        self.manager = manager
-        self.pool = pool
+    def __init__(self, backend: Backend, future: FutureProxy[t.Any]) -> None:
+        self.backend = backend
         self.future = future
 
     def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
@@ -337,7 +219,7 @@ class _Follower:
         future = self.future
         exc = None if source.cancelled() else source.exception()
         if isinstance(exc, concurrent.futures.BrokenExecutor):
-            self.manager.replace_broken(self.pool)
+            self.backend.replace_broken(self.backend.pool)
         if future.done():
             return  # settled by hand, or cancelled through the source and told already
         try:

@@ -1,0 +1,151 @@
+"""Backends: one class for each kind of pool, behind one interface.
+
+An executor's backend class is chosen once, from its config, when the executor is bound
+to an app (:func:`backend_class`, the one table), and an instance of it is made with
+each pool the executor builds. Everything that differs between kinds of pools lives in
+the backend: what a job's future is, how the job reaches the pool, how its outcome
+comes back, how it is cancelled, and what the pool needs at a break, after a fork and
+at shutdown. The rest of the package asks the backend, never the pool's type.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import typing as t
+
+from werkzeug.utils import import_string
+
+if t.TYPE_CHECKING:
+    from ..config import ExecutorConfig
+    from ..futures import FutureProxy
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "STARTABLE",
+    "backend_class",
+    "notify_cancelled",
+    "set_outcome_now",
+]
+
+_set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
+
+#: Every backend, asked in this order; the first whose :meth:`Backend.handles` accepts
+#: the config runs the executor's jobs. A new backend is a module and a line here.
+BACKENDS = (
+    "flask_executor.backends.process:ProcessBackend",
+    "flask_executor.backends.gevent:GeventBackend",
+    "flask_executor.backends.thread:ThreadBackend",
+    "flask_executor.backends.pool:PoolBackend",  # any other concurrent.futures.Executor
+)
+
+
+def backend_class(config: ExecutorConfig) -> type[Backend]:
+    """The backend that runs the jobs of an executor with this config."""
+    for name in BACKENDS:
+        cls: type[Backend] = import_string(name)
+        if cls.handles(config):
+            return cls
+    raise LookupError(f"No backend runs pools of the class {config.pool_class!r}.")
+
+
+class Backend:
+    """One pool of one kind, and how jobs get onto it and their outcomes back.
+
+    Made when the pool is built, which is lazily, at the first job, in the process that
+    runs it (after a fork, a fresh one). Subclasses set :attr:`future_class` and
+    implement :meth:`handles` and :meth:`start`; the rest has defaults.
+
+    :param config: The executor's config on the app.
+    :param replace_broken: Called with the pool when a job's outcome shows that the
+        pool broke, so that the next job gets a new one.
+    """
+
+    #: Whether jobs run in this process. Their futures then carry the caller's live
+    #: contexts; otherwise :meth:`prepare` gets a picklable snapshot of them as well.
+    local: t.ClassVar[bool] = True
+    #: The class of each job's future: made before the pool sees the job, so that the
+    #: job's callbacks are attached before it can finish.
+    future_class: t.ClassVar[type[FutureProxy[t.Any]]]
+
+    @classmethod
+    def handles(cls, config: ExecutorConfig) -> bool:
+        """Whether this backend runs the pools of ``config``."""
+        raise NotImplementedError
+
+    @classmethod
+    def prepare(
+        cls,
+        fn: t.Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+        snapshot: tuple[t.Any, ...] | None,
+    ) -> t.Any:
+        """Turn a call into what :meth:`start` takes, in the submitting thread.
+
+        Runs before the pool is built. An :exc:`Exception` raised here fails only the
+        job's future (a call that cannot be pickled, say), not ``submit``.
+        """
+        return fn, args, kwargs
+
+    def __init__(
+        self,
+        config: ExecutorConfig,
+        replace_broken: t.Callable[[concurrent.futures.Executor], None],
+    ) -> None:
+        self.pool: concurrent.futures.Executor = config.pool_class(**config.pool_kwargs)
+        self.replace_broken = replace_broken
+
+    def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:
+        """Hand the prepared call to the pool, and see that ``future`` gets its outcome.
+
+        :raises concurrent.futures.BrokenExecutor: if the pool broke earlier; the
+            caller replaces it and starts the job once more on a new one.
+        """
+        raise NotImplementedError
+
+    def cancel_not_started(self) -> None:
+        """Cancel the futures of the jobs that the pool holds and has not started.
+
+        Called before ``shutdown(cancel_futures=True)``, for pools whose own cancelling
+        does not reach the jobs' futures.
+        """
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        """Shut the pool down, as :meth:`concurrent.futures.Executor.shutdown`."""
+        if cancel_futures:
+            self.cancel_not_started()
+        # One call, not two: a second 'shutdown' would reset a process pool's
+        # cancel-pending flag before its manager thread reads it, and would not wait,
+        # because the first call already let go of that thread.
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def still_running(self) -> bool:
+        """Whether a broken pool's own threads may still use it (it is kept till then)."""
+        return False
+
+    def after_fork(self) -> None:
+        """In a forked child, make the parent's pool harmless; it is never used again."""
+
+
+#: The states a future can be started from: 'set_running_or_notify_cancel' accepts them.
+STARTABLE = ("PENDING", "CANCELLED")
+
+
+def set_outcome_now(future: FutureProxy[t.Any], exc: BaseException) -> None:
+    """Fail ``future`` with ``exc``, unless it is cancelled already."""
+    if _set_running_or_notify_cancel(future):
+        future.set_exception(exc)
+
+
+def notify_cancelled(future: concurrent.futures.Future[t.Any]) -> None:
+    """Tell the waiters of ``concurrent.futures.wait`` and ``as_completed`` that a
+    future which was just cancelled is done.
+
+    CPython tells them only when a worker comes to the job, and never for a job that
+    ``shutdown(cancel_futures=True)`` drops from a pool's queue, which left them waiting
+    for ever. Whoever comes to the job later finds it done.
+    """
+    with future._condition:
+        if future._state == "CANCELLED":
+            _set_running_or_notify_cancel(future)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 import pytest
 from flask import Flask
 from flask.globals import _cv_app
 from flask.globals import _cv_request
+from flask_executor import config
 from flask_executor import Executor
+
+
+def pytest_configure() -> None:
+    # FLASK_EXECUTOR_FAST_PATHS=0 runs the whole suite with CPython's fast paths off, as
+    # if every app set EXECUTOR_FAST_PATHS = False (CI runs the suite both ways). Only
+    # the default changes: a test that sets the key itself keeps its value. The library
+    # reads no environment variable; apps that call 'app.config.from_prefixed_env()'
+    # read this one as EXECUTOR_FAST_PATHS.
+    value = os.environ.get("FLASK_EXECUTOR_FAST_PATHS", "1").strip().lower()
+    config.DEFAULTS["FAST_PATHS"] = value not in ("0", "false", "no", "off")
 
 
 @pytest.fixture

@@ -189,7 +189,6 @@ def test_an_app_that_cannot_be_imported_fails_the_jobs_with_the_reason(bind: Bin
 
 
 def test_start_method_can_be_a_context_object(bind: Bind) -> None:
-    import multiprocessing
 
     app, executor = bind(multiprocessing.get_context("spawn"), EXECUTOR_APP_IMPORT=APP_IMPORT)
     with app.app_context():

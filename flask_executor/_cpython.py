@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import concurrent.futures.process as _cf_process
 import concurrent.futures.thread as _cf_thread
+import contextlib
 import itertools
 import logging
 import sys
@@ -39,6 +40,7 @@ __all__ = [
     "PROBE_TIMEOUT",
     "VERIFIED",
     "FastPath",
+    "WorkItemFuture",
     "disarm_in_child",
     "manager_thread_runs",
     "put_process_job",
@@ -115,7 +117,7 @@ class FastPath:
             )
         else:
             token = next(_tokens)
-            probe: concurrent.futures.Future[int] = concurrent.futures.Future()
+            probe = WorkItemFuture()
             self._deadline = time.monotonic() + PROBE_TIMEOUT
             probe.add_done_callback(lambda probe: self._answered(probe, token))
             try:
@@ -216,6 +218,31 @@ def put_thread_job(pool: concurrent.futures.ThreadPoolExecutor, item: t.Any) -> 
 # -- ProcessPoolExecutor -----------------------------------------------------------------
 
 
+class WorkItemFuture(concurrent.futures.Future[t.Any]):
+    """The pool's own future for a job queued by :func:`put_process_job`.
+
+    The pool's manager thread may still report on a job that was failed here, or that
+    was cancelled meanwhile: such a report is dropped. An exception in that thread would
+    end it, and every job of the pool would stay pending for ever.
+    """
+
+    def set_running_or_notify_cancel(self) -> bool:
+        if self._state not in ("PENDING", "CANCELLED"):
+            return False  # failed here already: not to be sent
+        try:
+            return super().set_running_or_notify_cancel()
+        except RuntimeError:
+            return False  # failed here in the instant since the check
+
+    def set_result(self, result: t.Any) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            super().set_result(result)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            super().set_exception(exception)
+
+
 def put_process_probe(
     pool: concurrent.futures.ProcessPoolExecutor, future: concurrent.futures.Future[int], token: int
 ) -> None:
@@ -228,13 +255,10 @@ def put_process_job(
     fn: t.Callable[..., t.Any],
     args: tuple[t.Any, ...],
 ) -> None:
-    """Queue ``fn(*args)`` on ``pool`` with ``future`` as its work item's future.
-
-    What ``ProcessPoolExecutor.submit`` does, less the Future it would make: ``future``
-    needs only the four methods the pool's manager thread calls,
-    ``set_running_or_notify_cancel``, ``set_result``, ``set_exception`` and ``cancel``.
-    A job that finds no other job pending goes straight to the workers (see
-    :func:`_send_now`).
+    """Queue ``fn(*args)`` on ``pool`` with ``future`` (a :class:`WorkItemFuture`) as its
+    work item's future: what ``ProcessPoolExecutor.submit`` does, but that a job that
+    finds no other job pending goes straight to the workers (see :func:`_send_now`), and
+    that a job which cannot be queued fails through ``future``, not only ``submit``.
     """
     with pool._shutdown_lock:
         if pool._broken:

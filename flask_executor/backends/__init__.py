@@ -11,6 +11,7 @@ at shutdown. The rest of the package asks the backend, never the pool's type.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import typing as t
 
 from werkzeug.utils import import_string
@@ -23,10 +24,12 @@ if t.TYPE_CHECKING:
 __all__ = [  # noqa: RUF022
     "BACKENDS",
     "Backend",
+    "Follower",
     "STARTABLE",
     "backend_class",
     "notify_cancelled",
     "set_outcome_now",
+    "submitting",
 ]
 
 _set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
@@ -97,6 +100,13 @@ class Backend:
         self.pool: concurrent.futures.Executor = config.pool_class(**config.pool_kwargs)
         self.replace_broken = replace_broken
 
+    def result_of(self, value: t.Any) -> t.Any:
+        """The job's result, from the result of the pool's own future (see :class:`Follower`).
+
+        :raises Exception: to fail the job with it instead.
+        """
+        return value
+
     def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:
         """Hand the prepared call to the pool, and see that ``future`` gets its outcome.
 
@@ -128,6 +138,60 @@ class Backend:
     def after_fork(self) -> None:
         """In a forked child, make the parent's pool harmless; it is never used again."""
 
+
+class Follower:
+    """Settles a job's future from the pool's own future, unless the job settled it.
+
+    For pools whose own future says when a job is done: a process pool's, gevent's, and
+    any other pool's, as a safety net for a pool that fails a job without running it.
+    """
+
+    __slots__ = ("backend", "future")
+
+    def __init__(self, backend: Backend, future: FutureProxy[t.Any]) -> None:
+        self.backend = backend
+        self.future = future
+
+    def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
+        if getattr(submitting, "active", False):
+            # The job was done before 'add_done_callback' returned, which then runs this
+            # in the submitting thread: the callbacks of a job that ran never run there.
+            threading.Thread(target=self.follow, args=(source,), daemon=True).start()
+        else:
+            self.follow(source)
+
+    def follow(self, source: concurrent.futures.Future[t.Any]) -> None:
+        # Runs in the pool's thread that reports outcomes.
+        future, backend = self.future, self.backend
+        exc = None if source.cancelled() else source.exception()
+        if isinstance(exc, concurrent.futures.BrokenExecutor):
+            backend.replace_broken(backend.pool)
+        if future.done():
+            # Settled by the job or by hand, or cancelled: a job cancelled before it
+            # started on gevent's path has its waiters ('wait', 'as_completed') told here.
+            if future._state == "CANCELLED":
+                notify_cancelled(future)
+            return
+        try:
+            if source.cancelled():
+                if concurrent.futures.Future.cancel(future):
+                    notify_cancelled(future)
+            elif exc is not None:
+                set_outcome_now(future, exc)
+            else:
+                try:
+                    result = backend.result_of(source.result())
+                except BaseException as e:
+                    set_outcome_now(future, e)
+                else:
+                    if _set_running_or_notify_cancel(future):
+                        future.set_result(result)
+        except (RuntimeError, concurrent.futures.InvalidStateError):
+            pass  # settled by hand in the instant since the check
+
+
+#: Set while a thread adds a :class:`Follower` to a future that may be done already.
+submitting = threading.local()
 
 #: The states a future can be started from: 'set_running_or_notify_cancel' accepts them.
 STARTABLE = ("PENDING", "CANCELLED")

@@ -10,7 +10,6 @@ nothing runs the hub while a thread waits, and the pool is like any other (:mod:
 
 from __future__ import annotations
 
-import concurrent.futures
 import sys
 import typing as t
 
@@ -83,12 +82,8 @@ class GeventBackend(PoolBackend):
             config.pool_class, threadpool.ThreadPoolExecutor
         )
 
-    def __init__(
-        self,
-        config: ExecutorConfig,
-        replace_broken: t.Callable[[concurrent.futures.Executor], None],
-    ) -> None:
-        super().__init__(config, replace_broken)
+    def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
+        super().__init__(config, *args)
         from gevent import monkey
 
         self.settles_from_pool = bool(monkey.is_module_patched("threading"))

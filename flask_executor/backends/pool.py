@@ -15,8 +15,8 @@ import typing as t
 from .. import context
 from ..futures import FutureProxy
 from . import Backend
+from . import Follower
 from . import notify_cancelled
-from . import set_outcome_now
 from . import STARTABLE
 
 if t.TYPE_CHECKING:
@@ -131,12 +131,8 @@ class PoolBackend(Backend):
     def handles(cls, config: ExecutorConfig) -> bool:
         return True  # the last line of the table
 
-    def __init__(
-        self,
-        config: ExecutorConfig,
-        replace_broken: t.Callable[[concurrent.futures.Executor], None],
-    ) -> None:
-        super().__init__(config, replace_broken)
+    def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
+        super().__init__(config, *args)
         #: Futures of jobs that have not started. A task sets its own future, so when
         #: ``shutdown(cancel_futures=True)`` drops a job from the pool's queue, only
         #: this set lets its future be cancelled rather than left pending. Adding and
@@ -158,7 +154,16 @@ class PoolBackend(Backend):
         # running it (a broken pool, or a custom pool that sends jobs elsewhere).
         add_done_callback = getattr(source, "add_done_callback", None)
         if add_done_callback is not None:
-            add_done_callback(_FollowPool(task, self.settles_from_pool))
+            add_done_callback(Follower(self, task))
+
+    def result_of(self, value: t.Any) -> t.Any:
+        if self.settles_from_pool:
+            return value
+        raise RuntimeError(
+            "The pool reported this job done, but it never ran in this process. A custom"
+            " pool whose workers are other processes must subclass"
+            " 'concurrent.futures.ProcessPoolExecutor'."
+        )
 
     def _runner(self, task: ThreadTask[t.Any]) -> t.Callable[[], t.Any]:
         return task.run
@@ -168,39 +173,3 @@ class PoolBackend(Backend):
         # it; one that took it first has marked it started, and 'cancel' leaves it alone.
         for future in list(self.not_started):
             future.cancel()
-
-
-class _FollowPool:
-    """Settles a task from the pool's own future, if the job has not settled it."""
-
-    __slots__ = ("future", "settle_from_pool")
-
-    def __init__(self, future: FutureProxy[t.Any], settle_from_pool: bool) -> None:
-        self.future = future
-        self.settle_from_pool = settle_from_pool
-
-    def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
-        # When the job ran here and settled its own future, there is nothing to do, but
-        # for a job cancelled before it started on gevent's path: nobody else tells the
-        # future's waiters ('wait', 'as_completed') that it is done.
-        future = self.future
-        if future.done():
-            if future._state == "CANCELLED":
-                _set_running_or_notify_cancel(future)
-            return
-        if source.cancelled():
-            future.cancel()
-            _set_running_or_notify_cancel(future)
-            return
-        exc = source.exception()
-        if exc is None and self.settle_from_pool:
-            if _set_running_or_notify_cancel(future):
-                future.set_result(source.result())
-            return
-        if exc is None:
-            exc = RuntimeError(
-                "The pool reported this job done, but it never ran in this process. A"
-                " custom pool whose workers are other processes must subclass"
-                " 'concurrent.futures.ProcessPoolExecutor'."
-            )
-        set_outcome_now(future, exc)

@@ -8,19 +8,16 @@ be pickled fail its own job with a message that names it. Pickling the result th
 means that a result which cannot be unpickled here fails its own job too: an object the
 pool itself cannot unpickle breaks the whole pool, and every job in flight with it.
 
-The job's :class:`ProcessTask` follows the pool's own future (:class:`_Follower`). On
-CPython's own class, the fast path of :mod:`flask_executor._cpython` puts the job in the
-pool's pending work behind a :class:`_PoolSide` instead, which stands in for the Future
-the pool would have made and settles the task directly: that saves each job a second
-future, the callback that chains the two and, for an idle pool, a thread hand-over
-(docs/performance.rst).
+The job's :class:`ProcessTask` follows the pool's own future for the job. On CPython's
+own class, the fast path of :mod:`flask_executor._cpython` queues the job without
+``submit``, and a job for an idle pool goes straight to the workers, which saves a
+thread hand-over (docs/performance.rst).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import pickle
-import threading
 import types
 import typing as t
 
@@ -29,9 +26,9 @@ from .. import context
 from ..futures import FutureProxy
 from ..jobs import describe
 from . import Backend
+from . import Follower
 from . import notify_cancelled
-from . import set_outcome_now
-from . import STARTABLE
+from . import submitting
 
 if t.TYPE_CHECKING:
     from ..config import ExecutorConfig
@@ -39,25 +36,18 @@ if t.TYPE_CHECKING:
 __all__ = ["ProcessBackend", "ProcessTask", "received"]
 
 R = t.TypeVar("R")
-_set_running_or_notify_cancel = concurrent.futures.Future.set_running_or_notify_cancel
 
 
 class ProcessTask(FutureProxy[R]):
-    """The future of a job that runs in a worker process.
-
-    It follows the pool's own future, or, on the fast path, the pool settles it directly
-    through a :class:`_PoolSide`.
-    """
+    """The future of a job that runs in a worker process: it follows the pool's own."""
 
     def cancel(self) -> bool:
         """Cancel the job if it has not been sent to a worker. Return whether it is."""
         if self._source is not None:
-            return super().cancel()  # following a pool's future: cancel that one
+            return super().cancel()  # cancelling the pool's future cancels this one
+        # Not handed to the pool yet (its call is being pickled): the backend sees this.
         cancelled = concurrent.futures.Future.cancel(self)
         if cancelled:
-            # Tell 'wait' and 'as_completed' now, not when the pool's manager thread
-            # comes to the job (never, for a job that shutdown(cancel_futures=True)
-            # drops). The pool side then finds it done and drops it.
             notify_cancelled(self)
         return cancelled
 
@@ -76,11 +66,9 @@ class ProcessBackend(Backend):
     @classmethod
     def handles(cls, config: ExecutorConfig) -> bool:
         # Python 3.14's InterpreterPoolExecutor too: its subinterpreters share no objects.
-        remote: tuple[type, ...] = (concurrent.futures.ProcessPoolExecutor,)
-        interpreter_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
-        if interpreter_pool is not None:
-            remote += (interpreter_pool,)
-        return issubclass(config.pool_class, remote)
+        remote = (concurrent.futures.ProcessPoolExecutor,)
+        interpreters = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
+        return issubclass(config.pool_class, remote + ((interpreters,) if interpreters else ()))
 
     @classmethod
     def prepare(
@@ -100,12 +88,8 @@ class ProcessBackend(Backend):
         except Exception as e:
             raise _unpicklable_call_error(e, fn, args, kwargs) from None
 
-    def __init__(
-        self,
-        config: ExecutorConfig,
-        replace_broken: t.Callable[[concurrent.futures.Executor], None],
-    ) -> None:
-        super().__init__(config, replace_broken)
+    def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
+        super().__init__(config, *args)
         off = None
         if not config.fast_paths:
             off = "EXECUTOR_FAST_PATHS is off"
@@ -117,130 +101,33 @@ class ProcessBackend(Backend):
         fast_path = self.fast_path
         pool = t.cast(concurrent.futures.ProcessPoolExecutor, self.pool)
         if fast_path.on:
-            _cpython.put_process_job(pool, _PoolSide(self, future), _run_pickled_call, call)
+            # The job's own future for the pool, followed from before it is queued: a job
+            # that cannot be queued fails through it. Once it is the task's source, a
+            # cancel goes to it, and the pool drops the job.
+            source: concurrent.futures.Future[t.Any] = _cpython.WorkItemFuture()
+            future._source = source
+            if future.cancelled():
+                return  # cancelled while its call was pickled
+            source.add_done_callback(Follower(self, future))
+            _cpython.put_process_job(pool, source, _run_pickled_call, call)
             return
         if fast_path.checking:
             fast_path.expire()
-        source = pool.submit(_run_pickled_call, *call)
-        future._source = source
-        # If the job is already done, 'add_done_callback' runs the follower right here,
-        # in the submitting thread, and the job's callbacks with it. The flag lets the
-        # follower see that and move to a thread of its own: the callbacks of a job that
-        # ran never run in the submitting thread.
-        _submitting.active = True
+        source = future._source = pool.submit(_run_pickled_call, *call)
+        submitting.active = True  # the job may be done already (see 'Follower')
         try:
-            source.add_done_callback(_Follower(self, future))
+            source.add_done_callback(Follower(self, future))
         finally:
-            _submitting.active = False
+            submitting.active = False
+
+    def result_of(self, value: t.Any) -> t.Any:
+        return received(value)
 
     def still_running(self) -> bool:
         return _cpython.manager_thread_runs(self.pool)
 
     def after_fork(self) -> None:
         _cpython.disarm_in_child(self.pool)
-
-
-class _PoolSide:
-    """What a process pool's manager thread holds in place of the Future of a job.
-
-    The pool calls four methods of a work item's future, the same from Python 3.9 to
-    3.14: ``set_running_or_notify_cancel`` before it sends the call to a worker,
-    ``set_result`` or ``set_exception`` when the outcome comes back or the pool breaks,
-    and ``cancel`` for ``shutdown(cancel_futures=True)``. Each is passed on to the task.
-    None raises: an exception in the pool's manager thread would leave every job of the
-    pool pending for ever, and the task may have been cancelled, or settled by hand, at
-    any time.
-    """
-
-    __slots__ = ("backend", "sent", "task")
-
-    def __init__(self, backend: Backend, task: FutureProxy[t.Any]) -> None:
-        self.backend = backend
-        self.task = task
-        # Set by the manager thread, or by the fast path under the pool's lock, which
-        # the pool's own calls to 'cancel' (at shutdown) come after; read by 'cancel'.
-        self.sent = False
-
-    def set_running_or_notify_cancel(self) -> bool:
-        task = self.task
-        if task._state not in STARTABLE:
-            return False  # cancelled (and its waiters told), or settled by hand: dropped
-        try:
-            self.sent = _set_running_or_notify_cancel(task)
-        except RuntimeError:
-            return False  # settled by hand in the instant since the check
-        return self.sent
-
-    def set_result(self, sent: t.Any) -> None:
-        try:
-            result = received(sent)
-        except BaseException as e:
-            self.set_exception(e)
-            return
-        try:  # noqa: SIM105 (a 'suppress' context costs every job a few calls)
-            self.task.set_result(result)
-        except concurrent.futures.InvalidStateError:
-            pass  # settled by hand while the job ran
-
-    def set_exception(self, exception: BaseException) -> None:
-        if isinstance(exception, concurrent.futures.BrokenExecutor):
-            self.backend.replace_broken(self.backend.pool)
-        try:  # noqa: SIM105
-            self.task.set_exception(exception)
-        except concurrent.futures.InvalidStateError:
-            pass
-
-    def cancel(self) -> bool:
-        # 'False' keeps the job among those the pool waits for, which is right only for
-        # a job sent to a worker: the pool would wait for ever for one it never sends.
-        if self.sent:
-            return False
-        self.task.cancel()
-        return True
-
-
-class _Follower:
-    """Copies the outcome of the pool's own future into the job's task."""
-
-    __slots__ = ("backend", "future")
-
-    def __init__(self, backend: Backend, future: FutureProxy[t.Any]) -> None:
-        self.backend = backend
-        self.future = future
-
-    def __call__(self, source: concurrent.futures.Future[t.Any]) -> None:
-        if getattr(_submitting, "active", False):
-            threading.Thread(target=self._follow, args=(source,), daemon=True).start()
-        else:
-            self._follow(source)
-
-    def _follow(self, source: concurrent.futures.Future[t.Any]) -> None:
-        # Runs in the pool's thread that reports outcomes.
-        future = self.future
-        exc = None if source.cancelled() else source.exception()
-        if isinstance(exc, concurrent.futures.BrokenExecutor):
-            self.backend.replace_broken(self.backend.pool)
-        if future.done():
-            return  # settled by hand, or cancelled through the source and told already
-        try:
-            if source.cancelled():
-                concurrent.futures.Future.cancel(future)
-                _set_running_or_notify_cancel(future)
-            elif exc is not None:
-                set_outcome_now(future, exc)
-            else:
-                try:
-                    result = received(source.result())
-                except BaseException as e:
-                    set_outcome_now(future, e)
-                else:
-                    if _set_running_or_notify_cancel(future):
-                        future.set_result(result)
-        except (RuntimeError, concurrent.futures.InvalidStateError):
-            pass  # settled by hand in the instant since the check
-
-
-_submitting = threading.local()
 
 
 # -- In the worker process -----------------------------------------------------------------

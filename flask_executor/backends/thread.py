@@ -28,12 +28,8 @@ class ThreadBackend(PoolBackend):
     def handles(cls, config: ExecutorConfig) -> bool:
         return issubclass(config.pool_class, concurrent.futures.ThreadPoolExecutor)
 
-    def __init__(
-        self,
-        config: ExecutorConfig,
-        replace_broken: t.Callable[[concurrent.futures.Executor], None],
-    ) -> None:
-        super().__init__(config, replace_broken)
+    def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
+        super().__init__(config, *args)
         self.fast_path = _cpython.FastPath(
             "thread",
             self.pool,

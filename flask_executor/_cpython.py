@@ -13,9 +13,10 @@ hold; otherwise the pool's public ``submit`` runs every job, for the pool's life
   pool within :data:`PROBE_TIMEOUT` seconds. A member that changed shape rather than name
   (which no ``hasattr`` check sees) would fail that probe, and not every job after it.
 
-Until the probe answers, a new pool's jobs go through ``submit``. What each fallback
-was for is logged to the ``flask_executor`` logger: at debug level when it was asked
-for or expected, as a warning when the probe failed.
+Until the probe answers, a new pool's jobs go through ``submit``. Why a pool falls back
+is logged to the ``flask_executor`` logger, unless the config turned the fast paths off:
+at debug level when it was expected (a subclass, another Python), as a warning when the
+probe failed.
 
 What a process pool needs after ``os.fork()`` is here too (:func:`disarm_in_child`): it
 has no public equivalent, and it checks each member's type, logging at debug level when
@@ -38,6 +39,7 @@ import weakref
 
 __all__ = [
     "PROBE_TIMEOUT",
+    "SWITCHED_OFF",
     "VERIFIED",
     "FastPath",
     "WorkItemFuture",
@@ -67,6 +69,9 @@ VERIFIED: dict[str, tuple[Version, Version]] = {
 #: Seconds a new pool has to answer the probe job: time to start a worker (a spawned
 #: process imports Python afresh) on a busy machine.
 PROBE_TIMEOUT = 10.0
+
+#: The reason to pass as ``off`` when the app turned the fast paths off.
+SWITCHED_OFF = "EXECUTOR_FAST_PATHS is off"
 
 _POOL_CLASSES: dict[str, type[concurrent.futures.Executor]] = {
     "thread": concurrent.futures.ThreadPoolExecutor,
@@ -108,7 +113,9 @@ class FastPath:
         self.kind = kind
         self._deadline: float | None = None
         if off is not None:
-            self._fall_back(logging.DEBUG, off)
+            # Turned off by the app's config, which says so; anything else is logged.
+            if off != SWITCHED_OFF:
+                self._fall_back(logging.DEBUG, off)
         elif type(pool) is not _POOL_CLASSES[kind]:
             self._fall_back(logging.DEBUG, f"the pool is a {type(pool).__qualname__}")
         elif not verified(kind):

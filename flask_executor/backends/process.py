@@ -92,7 +92,7 @@ class ProcessBackend(Backend):
         super().__init__(config, *args)
         off = None
         if not config.fast_paths:
-            off = "EXECUTOR_FAST_PATHS is off"
+            off = _cpython.SWITCHED_OFF
         elif config.pool_kwargs.get("max_tasks_per_child") is not None:
             off = "its workers have 'max_tasks_per_child', of which the probe job would take one"
         self.fast_path = _cpython.FastPath("process", self.pool, off, _cpython.put_process_probe)

@@ -33,7 +33,7 @@ class ThreadBackend(PoolBackend):
         self.fast_path = _cpython.FastPath(
             "thread",
             self.pool,
-            None if config.fast_paths else "EXECUTOR_FAST_PATHS is off",
+            None if config.fast_paths else _cpython.SWITCHED_OFF,
             _cpython.put_thread_probe,
         )
 

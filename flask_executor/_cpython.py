@@ -29,6 +29,7 @@ import concurrent.futures
 import concurrent.futures.process as _cf_process
 import concurrent.futures.thread as _cf_thread
 import contextlib
+import functools
 import itertools
 import logging
 import sys
@@ -111,60 +112,53 @@ class FastPath:
     ) -> None:
         self.on = False
         self.kind = kind
-        self._deadline: float | None = None
-        if off is not None:
-            # Turned off by the app's config, which says so; anything else is logged.
-            if off != SWITCHED_OFF:
-                self._fall_back(logging.DEBUG, off)
-        elif type(pool) is not _POOL_CLASSES[kind]:
-            self._fall_back(logging.DEBUG, f"the pool is a {type(pool).__qualname__}")
-        elif not verified(kind):
-            self._fall_back(
-                logging.DEBUG, f"it was not verified on Python {sys.version.split()[0]}"
+        #: When the probe must have answered by; None once it has, or if there is none.
+        self.deadline: float | None = None
+        why = (
+            off
+            or (
+                type(pool) is not _POOL_CLASSES[kind] and f"the pool is a {type(pool).__qualname__}"
             )
-        else:
-            token = next(_tokens)
-            probe = WorkItemFuture()
-            self._deadline = time.monotonic() + PROBE_TIMEOUT
-            probe.add_done_callback(lambda probe: self._answered(probe, token))
-            try:
-                put(pool, probe, token)
-            except Exception as e:
-                self._fail(f"the probe job could not be queued through it ({e!r})")
-
-    @property
-    def checking(self) -> bool:
-        """Whether the probe has not answered yet."""
-        return self._deadline is not None
+            or (not verified(kind) and f"it was not verified on Python {sys.version.split()[0]}")
+        )
+        if why:
+            if why != SWITCHED_OFF:  # the app's config says so already
+                self._fall_back(logging.DEBUG, why)
+            return
+        token = next(_tokens)
+        probe = WorkItemFuture()
+        self.deadline = time.monotonic() + PROBE_TIMEOUT
+        probe.add_done_callback(functools.partial(self._answered, token))
+        try:
+            put(pool, probe, token)
+        except Exception as e:
+            self._fail(f"the probe job could not be queued through it ({e!r})")
 
     def expire(self) -> None:
-        """Fall back for good if the probe has not answered in time (called by jobs)."""
-        deadline = self._deadline
-        if deadline is not None and time.monotonic() > deadline:
+        """Fall back for good if the probe is late (called by jobs while it is awaited)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
             self._fail(f"the probe job did not come back within {PROBE_TIMEOUT} s")
 
-    def _answered(self, probe: concurrent.futures.Future[int], token: int) -> None:
+    def _answered(self, token: int, probe: concurrent.futures.Future[int]) -> None:
         # In the pool's thread that settles futures.
-        if self._deadline is None:
+        exc = concurrent.futures.CancelledError() if probe.cancelled() else probe.exception()
+        if self.deadline is None:
             return  # failed already
-        if time.monotonic() > self._deadline:
-            self._fail(f"the probe job did not come back within {PROBE_TIMEOUT} s")
-        elif probe.cancelled():
-            self._fail("the probe job was cancelled")
-        elif isinstance(probe.exception(), concurrent.futures.BrokenExecutor):
+        if isinstance(exc, concurrent.futures.BrokenExecutor):
             # The pool broke: its jobs say so, and the next job gets a new pool.
-            self._deadline = None
+            self.deadline = None
             self._fall_back(logging.DEBUG, "the pool broke before the probe job came back")
-        elif probe.exception() is not None or probe.result() != -token:
-            outcome = probe.exception() or f"the answer {probe.result()!r}"
-            self._fail(f"the probe job came back with {outcome!r}")
+        elif time.monotonic() > self.deadline:
+            self.expire()
+        elif exc is not None or probe.result() != -token:
+            self._fail(f"the probe job came back with {exc or f'the answer {probe.result()}'!r}")
         else:
-            self._deadline = None
+            self.deadline = None
             self.on = True
 
     def _fail(self, why: str) -> None:
-        if self._deadline is not None:
-            self._deadline = None
+        if self.deadline is not None:
+            self.deadline = None
             self._fall_back(logging.WARNING, f"its self-check failed: {why}")
 
     def _fall_back(self, level: int, why: str) -> None:
@@ -360,19 +354,19 @@ def _failure_if_broken(pool: concurrent.futures.ProcessPoolExecutor) -> BaseExce
 # -- A process pool's manager thread, after a break and after a fork ---------------------
 
 
-def _manager_thread(pool: concurrent.futures.Executor) -> threading.Thread | None:
-    # CPython 3.9+ sets '_executor_manager_thread' to None in '__init__', and to the
-    # thread when it starts it. Anything else is a shape this module does not know.
+def _manager_thread(pool: concurrent.futures.Executor) -> t.Any:
+    # CPython sets it to None in '__init__', and to the thread when it starts it. Any
+    # other value is a shape not known here: '_UNKNOWN', logged.
     if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
         return None
-    thread = getattr(pool, "_executor_manager_thread", _MISSING)
+    thread = getattr(pool, "_executor_manager_thread", _UNKNOWN)
     if thread is None or isinstance(thread, threading.Thread):
         return thread
     logger.debug("The process pool %r has no manager thread that this knows of.", pool)
-    return None
+    return _UNKNOWN
 
 
-_MISSING = object()
+_UNKNOWN = object()
 
 
 def manager_thread_runs(pool: concurrent.futures.Executor) -> bool:
@@ -382,13 +376,8 @@ def manager_thread_runs(pool: concurrent.futures.Executor) -> bool:
     it fails the jobs, and the pool's finalizer would take the lock too (CPython 3.12 and
     3.13 wait for ever). A pool of a shape not known here is kept for good.
     """
-    if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
-        return False
-    thread = getattr(pool, "_executor_manager_thread", _MISSING)
-    if thread is None or isinstance(thread, threading.Thread):
-        return thread is not None and thread.is_alive()
-    logger.debug("The process pool %r has no manager thread that this knows of.", pool)
-    return True
+    thread = _manager_thread(pool)
+    return thread is _UNKNOWN or (thread is not None and thread.is_alive())
 
 
 def disarm_in_child(pool: concurrent.futures.Executor) -> None:
@@ -404,7 +393,7 @@ def disarm_in_child(pool: concurrent.futures.Executor) -> None:
     parent's threads were using at the fork.
     """
     thread = _manager_thread(pool)
-    if thread is None:
+    if not isinstance(thread, threading.Thread):
         return
     if isinstance(getattr(thread, "executor_reference", None), weakref.ref):
         thread.executor_reference = None  # type: ignore[attr-defined]

@@ -111,8 +111,7 @@ class ProcessBackend(Backend):
             source.add_done_callback(Follower(self, future))
             _cpython.put_process_job(pool, source, _run_pickled_call, call)
             return
-        if fast_path.checking:
-            fast_path.expire()
+        fast_path.expire()
         source = future._source = pool.submit(_run_pickled_call, *call)
         submitting.active = True  # the job may be done already (see 'Follower')
         try:

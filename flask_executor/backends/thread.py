@@ -44,6 +44,5 @@ class ThreadBackend(PoolBackend):
             task._fn, task._args, task._kwargs = call
             _cpython.put_thread_job(t.cast(concurrent.futures.ThreadPoolExecutor, self.pool), task)
             return
-        if fast_path.checking:
-            fast_path.expire()
+        fast_path.expire()
         super().start(future, call)

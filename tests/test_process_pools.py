@@ -612,16 +612,16 @@ def assert_shutdown_finishes(executor: Executor) -> None:
     assert not shutdown.is_alive()
 
 
-@pytest.mark.skip(
-    reason="The fast path is not taken with 'max_tasks_per_child' (its probe job would use"
-    " up a worker's task), and CPython's own 'submit' does not watch such a worker"
-)
+@fast_path_only
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child is Python 3.11+")
 def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_path: Path) -> None:
     # The pool's manager thread watches the workers it knew of when it last woke. Each
-    # worker here exits after one job. The manager thread starts the second worker, which
-    # its initializer holds at the gate; the next job starts the third, in the submitting
+    # worker here exits after one job. The pool's probe job, sent when it is built, is
+    # the first worker's; the manager thread then starts the second worker, which its
+    # initializer holds at the gate; the next job starts the third, in the submitting
     # thread, and that one takes the job and dies under it. The job must have woken the
     # manager thread, or that death goes unseen and its future stays pending for ever.
+    # (CPython's own 'submit' wakes it before it starts the worker: so it does not.)
     with Gate() as gate:
         app, executor = bind(
             "forkserver",
@@ -634,9 +634,10 @@ def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_p
                 "initargs": (gate.port, str(tmp_path / "workers")),
             },
         )
+        assert executor._state()[1].manager.pool is not None  # built: the probe is sent
+        # The second worker starts after the probe's answer has turned the fast path on.
+        assert gate.wait_for(1) == ["second worker"]
         with app.app_context():
-            assert executor.submit(jobs.square, 3).result(RESULT_TIMEOUT) == 9
-            assert gate.wait_for(1) == ["second worker"]
             crashed = executor.submit(jobs.kill_worker)
             assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
 

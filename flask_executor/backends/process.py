@@ -90,11 +90,8 @@ class ProcessBackend(Backend):
 
     def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
         super().__init__(config, *args)
-        off = None
-        if not config.fast_paths:
-            off = _cpython.SWITCHED_OFF
-        elif config.pool_kwargs.get("max_tasks_per_child") is not None:
-            off = "its workers have 'max_tasks_per_child', of which the probe job would take one"
+        # The probe job counts as a job of the worker that runs it ('max_tasks_per_child').
+        off = None if config.fast_paths else _cpython.SWITCHED_OFF
         self.fast_path = _cpython.FastPath("process", self.pool, off, _cpython.put_process_probe)
 
     def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:

@@ -47,9 +47,7 @@ __all__ = [
     "disarm_in_child",
     "manager_thread_runs",
     "put_process_job",
-    "put_process_probe",
     "put_thread_job",
-    "put_thread_probe",
     "verified",
 ]
 
@@ -98,7 +96,7 @@ class FastPath:
     """Whether one pool's jobs may take the ``kind`` fast path: :attr:`on`.
 
     Made when the pool is built. If the checks above allow it, a probe job goes through
-    ``put``, and :attr:`on` turns true when its answer comes back through the pool.
+    the fast path, and :attr:`on` turns true when its answer comes back through the pool.
 
     :param off: Why the backend does not want the fast path on this pool, or None.
     """
@@ -108,7 +106,6 @@ class FastPath:
         kind: str,
         pool: concurrent.futures.Executor,
         off: str | None,
-        put: t.Callable[[t.Any, concurrent.futures.Future[t.Any], int], None],
     ) -> None:
         self.on = False
         self.kind = kind
@@ -130,7 +127,14 @@ class FastPath:
         self.deadline = time.monotonic() + PROBE_TIMEOUT
         probe.add_done_callback(functools.partial(self._answered, token))
         try:
-            put(pool, probe, token)
+            if kind == "thread":
+                # CPython's own work item: what the pool's workers run.
+                item = _cf_thread._WorkItem(probe, _probe, (token,), {})
+                put_thread_job(t.cast(concurrent.futures.ThreadPoolExecutor, pool), item)
+            else:
+                put_process_job(
+                    t.cast(concurrent.futures.ProcessPoolExecutor, pool), probe, _probe, (token,)
+                )
         except Exception as e:
             self._fail(f"the probe job could not be queued through it ({e!r})")
 
@@ -171,28 +175,6 @@ class FastPath:
 
 
 # -- ThreadPoolExecutor ----------------------------------------------------------------
-
-
-class _ThreadProbe:
-    # A work item of a thread pool: what its workers use of one, 'future' and 'run()'.
-    __slots__ = ("future", "token")
-
-    def __init__(self, future: concurrent.futures.Future[int], token: int) -> None:
-        self.future = future
-        self.token = token
-
-    def run(self, *_: object) -> None:
-        if self.future.set_running_or_notify_cancel():
-            try:
-                self.future.set_result(_probe(self.token))
-            except BaseException as e:
-                self.future.set_exception(e)
-
-
-def put_thread_probe(
-    pool: concurrent.futures.ThreadPoolExecutor, future: concurrent.futures.Future[int], token: int
-) -> None:
-    put_thread_job(pool, _ThreadProbe(future, token))
 
 
 def put_thread_job(pool: concurrent.futures.ThreadPoolExecutor, item: t.Any) -> None:
@@ -242,12 +224,6 @@ class WorkItemFuture(concurrent.futures.Future[t.Any]):
     def set_exception(self, exception: BaseException | None) -> None:
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             super().set_exception(exception)
-
-
-def put_process_probe(
-    pool: concurrent.futures.ProcessPoolExecutor, future: concurrent.futures.Future[int], token: int
-) -> None:
-    put_process_job(pool, future, _probe, (token,))
 
 
 def put_process_job(

@@ -92,7 +92,7 @@ class ProcessBackend(Backend):
         super().__init__(config, *args)
         # The probe job counts as a job of the worker that runs it ('max_tasks_per_child').
         off = None if config.fast_paths else _cpython.SWITCHED_OFF
-        self.fast_path = _cpython.FastPath("process", self.pool, off, _cpython.put_process_probe)
+        self.fast_path = _cpython.FastPath("process", self.pool, off)
 
     def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:
         fast_path = self.fast_path

@@ -30,12 +30,8 @@ class ThreadBackend(PoolBackend):
 
     def __init__(self, config: ExecutorConfig, *args: t.Any) -> None:
         super().__init__(config, *args)
-        self.fast_path = _cpython.FastPath(
-            "thread",
-            self.pool,
-            None if config.fast_paths else _cpython.SWITCHED_OFF,
-            _cpython.put_thread_probe,
-        )
+        off = None if config.fast_paths else _cpython.SWITCHED_OFF
+        self.fast_path = _cpython.FastPath("thread", self.pool, off)
 
     def start(self, future: FutureProxy[t.Any], call: t.Any) -> None:
         fast_path = self.fast_path

@@ -59,7 +59,7 @@ from flask.globals import _cv_app
 from flask_executor import context as job_context
 from flask_executor import Executor
 from flask_executor import FutureProxy
-from flask_executor import process_tasks
+from flask_executor.backends import process as process_tasks
 
 from run import bare_job
 from run import bare_process_job

@@ -259,6 +259,8 @@ def side_by_side(bare: Timer, flask: Timer, n: int, rounds: int) -> tuple[float,
 
 # Set by --show-rounds: print every round's µs per job under the figure's row.
 _show_rounds = False
+# EXECUTOR_FAST_PATHS for every app the figures make ('--fast-paths').
+_fast_paths = True
 
 
 def one_at_a_time(submit: t.Callable[..., concurrent.futures.Future[t.Any]], job: t.Any) -> Timer:
@@ -328,6 +330,7 @@ def expect(actual: object, expected: object, what: str) -> None:
 def make_app(settings: Settings, **config: t.Any) -> tuple[Flask, Executor]:
     app = Flask(APP_NAME)
     app.config["EXECUTOR_MAX_WORKERS"] = settings.workers
+    app.config["EXECUTOR_FAST_PATHS"] = _fast_paths
     app.config.update(config)
     # Real apps have teardown functions (Flask-SQLAlchemy registers one), and each job's
     # app context calls them; an app without any would flatter flask-executor.
@@ -659,6 +662,8 @@ def _memory_in_child(mode: str, s: Settings) -> float:
         str(s.map_items),
         "--workers",
         str(s.workers),
+        "--fast-paths",
+        "on" if _fast_paths else "off",
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
     if result.returncode != 0:
@@ -785,7 +790,8 @@ def header(s: Settings) -> str:
             f" {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             f"{mode} mode: median of {s.rounds} rounds ({s.scale_rounds} for"
             f" {max(s.scale_sizes):,} jobs), sides alternating on one pool of"
-            f" {s.workers} workers; us = microseconds",
+            f" {s.workers} workers; us = microseconds; fast paths"
+            f" {'on' if _fast_paths else 'off'}",
         )
     )
 
@@ -802,9 +808,17 @@ def main(argv: list[str] | None = None) -> int:
         "--show-rounds", action="store_true", help="print every round, to see the spread"
     )
     parser.add_argument(
+        "--fast-paths",
+        choices=("on", "off"),
+        default="on",
+        help="EXECUTOR_FAST_PATHS for flask-executor's side (default on)",
+    )
+    parser.add_argument(
         "--memory-child", nargs=2, metavar=("MODE", "ITEMS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
+    global _fast_paths
+    _fast_paths = args.fast_paths == "on"
 
     if args.memory_child:
         mode, items = args.memory_child

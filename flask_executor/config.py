@@ -51,6 +51,7 @@ DEFAULTS: dict[str, t.Any] = {
     "PROPAGATE_EXCEPTIONS": False,
     "PUSH_APP_CONTEXT": True,
     "APP_IMPORT": None,
+    "FAST_PATHS": True,
 }
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -77,27 +78,13 @@ class ExecutorConfig:
     push_app_context: bool
     #: How a spawned worker process imports the app (``flask --app`` syntax), or None.
     app_import: str | None
+    #: Let CPython's own pools take the fast paths of :mod:`flask_executor._cpython`.
+    fast_paths: bool = True
 
     @property
     def max_workers(self) -> int | None:
         """The ``max_workers`` the pool is built with, or None for the pool's default."""
         return self.pool_kwargs.get("max_workers")
-
-    @property
-    def runs_in_process(self) -> bool:
-        """Whether the pool's workers share this process's memory.
-
-        :class:`~concurrent.futures.ProcessPoolExecutor` subclasses (and Python 3.14's
-        ``InterpreterPoolExecutor``, whose subinterpreters share no objects) run jobs
-        elsewhere: their jobs are pickled and their futures followed. Every other pool,
-        thread pools and custom pools alike, is taken to run jobs in this process, with
-        the live request and every context variable, as Flask-Executor 1.0 passed them.
-        """
-        remote: tuple[type, ...] = (concurrent.futures.ProcessPoolExecutor,)
-        interpreter_pool = getattr(concurrent.futures, "InterpreterPoolExecutor", None)
-        if interpreter_pool is not None:
-            remote += (interpreter_pool,)
-        return not issubclass(self.pool_class, remote)
 
 
 def validate_name(name: str) -> str:
@@ -157,6 +144,7 @@ def read_config(app: Flask, name: str) -> ExecutorConfig:
         propagate_exceptions=reader.boolean("PROPAGATE_EXCEPTIONS"),
         push_app_context=reader.boolean("PUSH_APP_CONTEXT"),
         app_import=reader.optional_str("APP_IMPORT"),
+        fast_paths=reader.boolean("FAST_PATHS"),
     )
 
 

@@ -13,8 +13,6 @@ import warnings
 import weakref
 
 from . import context
-from . import process_tasks
-from . import tasks
 from ._arguments import MISSING
 from ._arguments import pop_keyword
 from .config import config_prefix
@@ -23,7 +21,10 @@ from .config import validate_name
 from .futures import FutureCollection
 from .futures import FutureProxy
 from .jobs import AsyncExecutorJob
+from .jobs import call_coroutine_function
+from .jobs import describe
 from .jobs import ExecutorJob
+from .jobs import is_coroutine_function
 from .pools import PoolManager
 from .results import MapResult
 
@@ -66,8 +67,9 @@ class _AppState:
         # as long as they are stored.)
         self.config = config
         self.push_app_context = config.push_app_context
-        self.runs_in_process = config.runs_in_process
         self.manager = PoolManager(config, label)
+        #: Whether jobs run in this process, with the live contexts (see 'Backend.local').
+        self.runs_in_process = self.manager.backend_class.local
         self.futures = FutureCollection(config.futures_max_length)
         self.app_token = None if self.runs_in_process else context.register_app(app)
         self.app_import = context.app_import_target(config.app_import)
@@ -395,8 +397,8 @@ class Executor(concurrent.futures.Executor):
             )
         app, state = self._state()
         job_fn, job_args = fn, args
-        if tasks.is_coroutine_function(fn):
-            job_fn, job_args = tasks.call_coroutine_function, (fn, *args)
+        if is_coroutine_function(fn):
+            job_fn, job_args = call_coroutine_function, (fn, *args)
         job_app, variables, g_values = _capture(app, state)
         try:
             return self._start(
@@ -423,10 +425,9 @@ class Executor(concurrent.futures.Executor):
         future_key: t.Hashable,
     ) -> FutureProxy[t.Any]:
         # The hot path of every job; 'submit', 'submit_stored', jobs and 'map' meet here.
-        # One object per job, its future, which is also what the pool runs or settles.
-        future: tasks.ThreadTask[t.Any] | process_tasks.ProcessTask[t.Any] = (
-            tasks.ThreadTask() if state.runs_in_process else process_tasks.ProcessTask()
-        )
+        # One object per job, its future, made by the backend chosen for the pool.
+        manager = state.manager
+        future = manager.backend_class.future_class()
         # The app whose fresh app context the job runs in, or None for none.
         future._app = job_app
         future._variables = variables
@@ -442,13 +443,14 @@ class Executor(concurrent.futures.Executor):
         if future_key is not MISSING:
             state.futures.add(future_key, future)
         try:
-            if isinstance(future, tasks.ThreadTask):
-                tasks.start_in_thread(state.manager, future, fn, args, kwargs)
-            else:
-                snapshot = context.snapshot_for_process(
+            snapshot = (
+                None
+                if state.runs_in_process
+                else context.snapshot_for_process(
                     state.app_token, state.app_import, config.push_app_context
                 )
-                process_tasks.start_in_process(state.manager, future, snapshot, fn, args, kwargs)
+            )
+            manager.start(future, fn, args, kwargs, snapshot)
         except BaseException:
             if future_key is not MISSING:
                 state.futures.pop(future_key)
@@ -521,10 +523,10 @@ class Executor(concurrent.futures.Executor):
             item_fn = fn
             arguments = ((item_fn, chunk) for chunk in _chunks(arguments, chunksize))
             fn = _run_chunk
-        elif tasks.is_coroutine_function(fn):
+        elif is_coroutine_function(fn):
             coroutine_fn = fn
             arguments = ((coroutine_fn, *args) for args in arguments)
-            fn = tasks.call_coroutine_function
+            fn = call_coroutine_function
         # Captured once, here, where the caller is; each item runs in its own copy, so
         # no two workers ever enter the same Context (1.0's "Token was created in a
         # different Context").
@@ -558,7 +560,7 @@ class Executor(concurrent.futures.Executor):
         """
         if not callable(fn):
             raise TypeError(f"'@executor.job' must decorate a function, not {fn!r}.")
-        if tasks.is_coroutine_function(fn):
+        if is_coroutine_function(fn):
             return AsyncExecutorJob(self, fn)
         return ExecutorJob(self, fn)
 
@@ -634,7 +636,7 @@ class _FailureLogger:
         # not keep its app alive on its own.
         self.app_name = app.name
         # A coroutine job is submitted as 'call_coroutine_function(fn, ...)': name 'fn'.
-        self.fn = args[0] if fn is tasks.call_coroutine_function else fn
+        self.fn = args[0] if fn is call_coroutine_function else fn
         self.future_key = future_key
 
     def __call__(self, future: concurrent.futures.Future[t.Any]) -> None:
@@ -643,7 +645,7 @@ class _FailureLogger:
         exc = future.exception()
         if exc is None:
             return
-        job = tasks.describe(self.fn)  # "'module.qualname'", quoted for the message
+        job = describe(self.fn)  # "'module.qualname'", quoted for the message
         stored = self.future_key is not MISSING
         extra = {
             "job": job[1:-1],
@@ -693,8 +695,8 @@ def _chunks(
 
 def _run_chunk(fn: t.Callable[..., t.Any], chunk: list[tuple[t.Any, ...]]) -> list[t.Any]:
     # Runs in a worker process: one round trip for several items.
-    if tasks.is_coroutine_function(fn):
-        return [tasks.call_coroutine_function(fn, *args) for args in chunk]
+    if is_coroutine_function(fn):
+        return [call_coroutine_function(fn, *args) for args in chunk]
     return [fn(*args) for args in chunk]
 
 

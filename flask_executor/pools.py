@@ -1,26 +1,27 @@
 """Building an app's pool, and keeping it usable: after a fork, after a crash, at shutdown.
 
-A :class:`PoolManager` owns one pool. The pool is built lazily, at the first job, for two
-reasons: a pool made before ``os.fork()`` (``gunicorn --preload``) has no worker threads
-or processes in the child, so each process must build its own; and an app that never
-submits a job never starts a worker.
+A :class:`PoolManager` owns one pool, through the :class:`~flask_executor.backends.Backend`
+that runs it. The pool is built lazily, at the first job, for two reasons: a pool made
+before ``os.fork()`` (``gunicorn --preload``) has no worker threads or processes in the
+child, so each process must build its own; and an app that never submits a job never
+starts a worker.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import concurrent.futures.process as _cf_process
 import logging
 import threading
 import typing as t
 import weakref
 
-from . import process_tasks
-from . import tasks
 from ._fork import reset_after_fork
+from .backends import backend_class
+from .backends import set_outcome_now
 
 if t.TYPE_CHECKING:
+    from .backends import Backend
     from .config import ExecutorConfig
     from .futures import FutureProxy
 
@@ -39,24 +40,27 @@ class PoolManager:
     def __init__(self, config: ExecutorConfig, label: str) -> None:
         self.config = config
         self.label = label
-        self._pool: concurrent.futures.Executor | None = None
+        #: The kind of pool, chosen once, here (see :func:`~.backends.backend_class`).
+        self.backend_class = backend_class(config)
+        self._backend: Backend | None = None
         self._lock = threading.Lock()
         self._is_shut_down = False
-        self._retired_pool: concurrent.futures.Executor | None = None
-        #: Broken pools whose manager thread may still run (see 'replace_broken').
-        self._broken_pools: list[concurrent.futures.Executor] = []
-        #: Whether jobs may skip the pool's 'submit' ('takes_work_items' in 'tasks' for
-        #: thread pools, in 'process_tasks' for process pools).
-        self.takes_work_items = False
-        #: Whether proxies are settled from the pool's futures ('tasks.settles_through_pool').
-        self.settles_through_pool = False
-        #: Futures of thread jobs that have not started. A thread job sets its own
-        #: future, so when ``shutdown(cancel_futures=True)`` drops a job from the pool's
-        #: queue, only this set lets its future be cancelled rather than left pending.
-        #: Adding and discarding are atomic; no lock is needed.
-        self.not_started: set[FutureProxy[t.Any]] = set()
+        self._retired: Backend | None = None
+        #: Broken pools whose own threads may still run (see 'replace_broken').
+        self._broken: list[Backend] = []
         reset_after_fork(self)
         _managers.add(self)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend of the pool, built on first use.
+
+        :raises RuntimeError: after :meth:`shutdown`.
+        """
+        backend = self._backend
+        if backend is None:
+            backend = self._build()
+        return backend
 
     @property
     def pool(self) -> concurrent.futures.Executor:
@@ -64,59 +68,71 @@ class PoolManager:
 
         :raises RuntimeError: after :meth:`shutdown`.
         """
-        pool = self._pool
-        if pool is None:
-            pool = self._build()
-        return pool
+        return self.backend.pool
 
-    def _build(self) -> concurrent.futures.Executor:
+    def _build(self) -> Backend:
         with self._lock:
             if self._is_shut_down:
                 raise RuntimeError(
                     f"The executor {self.label} has been shut down, so it cannot run new jobs."
                 )
-            if self._pool is None:
-                pool = self.config.pool_class(**self.config.pool_kwargs)
-                self.takes_work_items = tasks.takes_work_items(
-                    pool
-                ) or process_tasks.takes_work_items(pool)
-                self.settles_through_pool = tasks.settles_through_pool(pool)
-                self._pool = pool
-            return self._pool
+            if self._backend is None:
+                self._backend = self.backend_class(self.config, self.replace_broken)
+            return self._backend
+
+    def start(
+        self,
+        future: FutureProxy[t.Any],
+        fn: t.Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+        snapshot: tuple[t.Any, ...] | None,
+    ) -> None:
+        """Start ``fn(*args, **kwargs)`` on the pool; ``future`` gets its outcome."""
+        try:
+            call = self.backend_class.prepare(fn, args, kwargs, snapshot)
+        except Exception as e:
+            set_outcome_now(future, e)
+            return
+        backend = self.backend
+        try:
+            backend.start(future, call)
+        except concurrent.futures.BrokenExecutor:
+            # The pool broke since the last job's outcome came back; one new pool is tried.
+            self.replace_broken(backend.pool)
+            self.backend.start(future, call)
 
     def replace_broken(self, broken: concurrent.futures.Executor) -> None:
         """Drop ``broken`` so that the next job builds a new pool.
 
         Called when a job's future fails with
-        :class:`~concurrent.futures.BrokenExecutor` (a process pool whose worker died),
-        or when a job is handed to a broken pool (a thread pool whose initializer
-        raised). Only the first report for a pool replaces it; the jobs that were in
-        flight with it all report the same break.
+        :class:`~concurrent.futures.BrokenExecutor` (a process pool whose worker died), or
+        when the pool refuses a job for that reason. Only the first report for a pool
+        replaces it; the jobs that were in flight with it all report the same break.
         """
-        is_thread_pool = isinstance(broken, concurrent.futures.ThreadPoolExecutor)
         with self._lock:
-            # Kept until its manager thread has ended. This runs in that thread, which
+            # Kept until its own threads have ended. A process pool's manager thread
             # holds the pool's shutdown lock while it fails the jobs; had the jobs held
             # the last references to the pool, its finalizer would take that lock too
-            # and wait for ever (CPython 3.12 and 3.13 do). Pools whose thread is gone
-            # are let go of here, in a thread that holds none of their locks. A thread
-            # pool has no such thread, and is not kept.
-            self._broken_pools = [pool for pool in self._broken_pools if _manager_thread_runs(pool)]
-            if not is_thread_pool and broken not in self._broken_pools:
-                self._broken_pools.append(broken)
-            if self._pool is not broken:
+            # and wait for ever (CPython 3.12 and 3.13 do). Pools whose threads are gone
+            # are let go of here, in a thread that holds none of their locks.
+            self._broken = [backend for backend in self._broken if backend.still_running()]
+            backend = self._backend
+            if backend is None or backend.pool is not broken:
                 return
-            self._pool = None
-        if is_thread_pool:
+            self._broken.append(backend)
+            self._backend = None
+        if isinstance(broken, concurrent.futures.ThreadPoolExecutor):
             logger.warning(
                 "The pool of the executor %s broke (a worker thread's initializer raised)."
                 " The jobs queued then failed; a new pool will run the next jobs.",
                 self.label,
             )
             # Its workers whose initializer succeeded still wait on its queue; shutting
-            # it down wakes them to end, once any job they run now is done. This runs in
-            # a submitting thread, never in one of the pool's, so it may take its lock.
-            broken.shutdown(wait=False)
+            # it down wakes them to end, once any job they run now is done. From a
+            # thread of its own: this may run in one of the pool's workers, which holds
+            # the pool's shutdown lock while it fails the queued jobs.
+            threading.Thread(target=broken.shutdown, kwargs={"wait": False}, daemon=True).start()
             return
         logger.warning(
             "The pool of the executor %s broke (a worker died, for example killed or out"
@@ -132,27 +148,15 @@ class PoolManager:
         """Shut the pool down; see :meth:`~flask_executor.Executor.shutdown`."""
         with self._lock:
             self._is_shut_down = True
-            pool, self._pool = self._pool, None
+            backend, self._backend = self._backend, None
             # Kept so that a later shutdown(wait=True) still waits for the jobs that an
             # earlier shutdown(wait=False) left running.
-            if pool is None:
-                pool = self._retired_pool
+            if backend is None:
+                backend = self._retired
             else:
-                self._retired_pool = pool
-        if pool is None:
-            return
-        if cancel_futures:
-            # A thread job sets its own future, so the pool cancelling its work items
-            # does not reach ours: cancel them here, before any waiting. A worker that
-            # takes one of these jobs afterwards finds it cancelled and skips it; one
-            # that took it first has marked it started, and 'cancel' leaves it alone
-            # (on gevent's path too: see 'ThreadTask._start_lock').
-            for future in list(self.not_started):
-                future.cancel()
-        # One call, not two: a second 'shutdown' would reset a process pool's
-        # cancel-pending flag before its manager thread reads it, and would not wait,
-        # because the first call already let go of that thread.
-        pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+                self._retired = backend
+        if backend is not None:
+            backend.shutdown(wait, cancel_futures)
 
     @property
     def is_shut_down(self) -> bool:
@@ -163,42 +167,17 @@ class PoolManager:
         # In the child, only the forking thread exists. The parent's pools have no
         # workers here and their locks may have been held by threads that are gone, so
         # they are let go of, and the next job builds a fresh pool in this process.
-        # Not freed, though, and disarmed first (see '_disarm_in_child').
-        for pool in (self._pool, self._retired_pool, *self._broken_pools):
-            if pool is not None:
-                _disarm_in_child(pool)
-                _pools_of_the_parent.append(pool)
+        # Not freed, though, and made harmless first ('Backend.after_fork').
+        for backend in (self._backend, self._retired, *self._broken):
+            if backend is not None:
+                backend.after_fork()
+                _pools_of_the_parent.append(backend)
         self._lock = threading.Lock()
-        self._pool = self._retired_pool = None
-        self._broken_pools = []
-        self.not_started = set()
+        self._backend = self._retired = None
+        self._broken = []
 
 
-def _manager_thread_runs(pool: concurrent.futures.Executor) -> bool:
-    thread = getattr(pool, "_executor_manager_thread", None)
-    return isinstance(thread, threading.Thread) and thread.is_alive()
-
-
-def _disarm_in_child(pool: concurrent.futures.Executor) -> None:
-    # The manager thread of a CPython process pool holds a weak reference to its pool,
-    # whose callback, when the pool is freed, takes the pool's shutdown lock and writes
-    # to a pipe the thread reads; the interpreter's exit writes there too. In a forked
-    # child that thread does not exist, the lock may have been held at the fork and
-    # stay held for ever, and the pipe is the parent's. So the weak reference goes
-    # (and its callback with it), and so does the thread's entry among those woken at
-    # exit. The pools are also kept for the child's life: freeing one here would still
-    # close objects that the parent's threads were using at the fork.
-    thread = getattr(pool, "_executor_manager_thread", None)
-    if not isinstance(thread, threading.Thread):
-        return
-    if hasattr(thread, "executor_reference"):
-        thread.executor_reference = None
-    wakeups = getattr(_cf_process, "_threads_wakeups", None)
-    if wakeups is not None:
-        wakeups.pop(thread, None)
-
-
-_pools_of_the_parent: list[concurrent.futures.Executor] = []
+_pools_of_the_parent: list[Backend] = []
 _managers: weakref.WeakSet[PoolManager] = weakref.WeakSet()
 
 
@@ -210,5 +189,5 @@ def _let_go_of_pools() -> None:
     # for its finalizer, which then prints an error on every exit. The parent's pools
     # in a forked child stay: they are disarmed, and are freed with the rest.
     for manager in list(_managers):
-        manager._pool = manager._retired_pool = None
-        manager._broken_pools = []
+        manager._backend = manager._retired = None
+        manager._broken = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import threading
 import time
 import typing as t
@@ -21,6 +22,7 @@ import weakref
 import pytest
 from flask import Flask
 from flask.globals import _cv_app
+from flask_executor import config as executor_config
 from flask_executor import Executor
 from flask_executor.context import _cv_request
 from werkzeug.wrappers import Request
@@ -106,6 +108,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "keeps_objects(reason): the test keeps apps, requests, job arguments or threads"
         " on purpose (module-level apps, say); the leak check leaves it alone",
     )
+    # FLASK_EXECUTOR_FAST_PATHS=0 runs the whole suite with CPython's fast paths off, as
+    # if every app set EXECUTOR_FAST_PATHS = False (CI runs the suite both ways). Only
+    # the default changes: a test that sets the key itself keeps its value. The library
+    # reads no environment variable; apps that call 'app.config.from_prefixed_env()'
+    # read this one as EXECUTOR_FAST_PATHS.
+    value = os.environ.get("FLASK_EXECUTOR_FAST_PATHS", "1").strip().lower()
+    executor_config.DEFAULTS["FAST_PATHS"] = value not in ("0", "false", "no", "off")
 
 
 @pytest.fixture(autouse=True)

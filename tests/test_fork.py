@@ -24,7 +24,7 @@ import pytest
 from flask import current_app
 from flask import Flask
 from flask_executor import Executor
-from flask_executor import tasks
+from flask_executor import jobs as job_functions
 
 from apps import process_jobs as jobs
 from apps.process_jobs import Gate
@@ -240,17 +240,17 @@ def test_a_forked_child_runs_coroutines_on_an_event_loop_of_its_own() -> None:
     async def running_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
-    inherited = tasks.run_coroutine(running_loop())
+    inherited = job_functions.run_coroutine(running_loop())
     try:
-        assert tasks.run_coroutine(running_loop()) is inherited  # reused in this thread
+        assert job_functions.run_coroutine(running_loop()) is inherited  # reused in this thread
 
         def child() -> list[bool]:
-            loop = tasks.run_coroutine(running_loop())
-            return [loop is inherited, tasks.run_coroutine(running_loop()) is loop]
+            loop = job_functions.run_coroutine(running_loop())
+            return [loop is inherited, job_functions.run_coroutine(running_loop()) is loop]
 
         # 'inherited' stays alive in the child, so a new loop cannot take its address.
         assert in_forked_child(child) == [False, True]
-        assert tasks.run_coroutine(running_loop()) is inherited
+        assert job_functions.run_coroutine(running_loop()) is inherited
     finally:
         # This thread is pytest's; its loop must not outlive the test.
         inherited.close()

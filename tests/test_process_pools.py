@@ -28,7 +28,10 @@ import pytest
 from flask import Flask
 from flask import g
 from flask import request
+from flask_executor import config
 from flask_executor import Executor
+from flask_executor._cpython import verified
+from flask_executor.backends import process as process_tasks
 
 from apps import process_jobs as jobs
 from apps.process_jobs import Gate
@@ -186,7 +189,6 @@ def test_an_app_that_cannot_be_imported_fails_the_jobs_with_the_reason(bind: Bin
 
 
 def test_start_method_can_be_a_context_object(bind: Bind) -> None:
-    import multiprocessing
 
     app, executor = bind(multiprocessing.get_context("spawn"), EXECUTOR_APP_IMPORT=APP_IMPORT)
     with app.app_context():
@@ -509,15 +511,11 @@ PATHS = [
 ]
 
 
-def test_only_cpythons_own_process_pool_settles_futures_itself() -> None:
-    from flask_executor import process_tasks
-
-    fork = multiprocessing.get_context("fork")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
-        # The internals it relies on are those of Python 3.9.16 to 3.13.
-        assert process_tasks.takes_work_items(pool) == ((3, 9, 16) <= sys.version_info < (3, 14))
-    with jobs.FollowedProcessPool(1, mp_context=fork) as pool:
-        assert not process_tasks.takes_work_items(pool)
+def test_the_process_fast_path_is_verified_on_cpython_3_9_16_to_3_13() -> None:
+    assert not verified("process", (3, 9, 15))
+    assert verified("process", (3, 9, 16))
+    assert verified("process", (3, 13, 99))
+    assert not verified("process", (3, 14, 0))
 
 
 @pytest.mark.parametrize("config", PATHS)
@@ -539,8 +537,6 @@ def test_each_job_gets_the_callable_object_as_it_was_submitted(
 ) -> None:
     # A plain function's pickled reference is cached on both sides. An object with state
     # must not be: one worker runs all three jobs, and none may see another's changes.
-    from flask_executor import process_tasks
-
     app, executor = bind(EXECUTOR_MAX_WORKERS=1, **config)
     tally = jobs.Tally()
     with app.app_context():
@@ -565,8 +561,6 @@ def test_each_job_gets_the_callable_object_as_it_was_submitted(
 def test_the_cache_of_pickled_functions_stays_bounded(
     bind: Bind, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flask_executor import process_tasks
-
     monkeypatch.setattr(process_tasks, "_references", {})
     monkeypatch.setattr(process_tasks, "_CACHE_SIZE", 2)
     app, executor = bind(EXECUTOR_MAX_WORKERS=1)
@@ -588,9 +582,18 @@ CALLS = [jobs.square, jobs.negate, jobs.echo]
 # pool's manager thread (process_tasks._send_now). These tests cover what that must keep.
 
 fast_path_only = pytest.mark.skipif(
-    not ((3, 9, 16) <= sys.version_info < (3, 14)),
-    reason="CPython's process pool is driven through 'submit' on this Python",
+    not (verified("process") and config.DEFAULTS["FAST_PATHS"]),
+    reason="CPython's process pool is driven through 'submit' here",
 )
+
+
+def on_the_fast_path(app: Flask, executor: Executor) -> None:
+    """Wait until a new one-worker pool takes the fast path.
+
+    The pool's probe job goes first; a job that comes back after it finds it done.
+    """
+    with app.app_context():
+        assert executor.submit(jobs.square, 1).result(RESULT_TIMEOUT) == 1
 
 
 def make_unable_to_start(pool: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -628,10 +631,12 @@ def _max_tasks_per_child_is_accepted() -> bool:
 )
 def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_path: Path) -> None:
     # The pool's manager thread watches the workers it knew of when it last woke. Each
-    # worker here exits after one job. The manager thread starts the second worker, which
-    # its initializer holds at the gate; the next job starts the third, in the submitting
+    # worker here exits after one job. The pool's probe job, sent when it is built, is
+    # the first worker's; the manager thread then starts the second worker, which its
+    # initializer holds at the gate; the next job starts the third, in the submitting
     # thread, and that one takes the job and dies under it. The job must have woken the
     # manager thread, or that death goes unseen and its future stays pending for ever.
+    # (CPython's own 'submit' wakes it before it starts the worker: so it does not.)
     with Gate() as gate:
         app, executor = bind(
             "forkserver",
@@ -644,9 +649,10 @@ def test_a_worker_started_for_a_job_of_an_idle_pool_is_watched(bind: Bind, tmp_p
                 "initargs": (gate.port, str(tmp_path / "workers")),
             },
         )
+        assert executor._state()[1].manager.pool is not None  # built: the probe is sent
+        # The second worker starts after the probe's answer has turned the fast path on.
+        assert gate.wait_for(1) == ["second worker"]
         with app.app_context():
-            assert executor.submit(jobs.square, 3).result(RESULT_TIMEOUT) == 9
-            assert gate.wait_for(1) == ["second worker"]
             crashed = executor.submit(jobs.kill_worker)
             assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
 
@@ -725,13 +731,14 @@ def test_a_job_whose_idle_pool_closed_its_call_queue_meanwhile_fails(
     with app.app_context():
         crashed = executor.submit(jobs.kill_worker)
         assert isinstance(crashed.exception(RESULT_TIMEOUT), BrokenProcessPool)
-        [broken] = manager._broken_pools
+        [broken_backend] = manager._broken
+        broken = broken_backend.pool
         broken._executor_manager_thread.join(RESULT_TIMEOUT)
         why = broken._broken
         broken._broken = False
         broken._shutdown_thread = False
         break_after_the_checks(broken, monkeypatch, why)
-        manager._pool = broken
+        manager._backend = broken_backend
 
         late = executor.submit(jobs.square, 5)
         error = late.exception(RESULT_TIMEOUT)
@@ -749,6 +756,7 @@ def test_a_job_that_cannot_start_the_pool_leaves_nothing_behind(
     # threads). The job then fails in 'submit', and the pool must not count it among its
     # jobs, or it would wait for it for ever at shutdown.
     app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    on_the_fast_path(app, executor)
     make_unable_to_start(executor._state()[1].manager.pool, monkeypatch)
     with app.app_context():
         with pytest.raises(OSError, match="temporarily unavailable"):
@@ -765,6 +773,7 @@ def test_a_job_that_cannot_start_a_busy_pool_never_runs(
     # The same with another job running: the refused job must not be queued behind it
     # and run later, when its 'submit' has already raised.
     app, executor = bind("fork", EXECUTOR_MAX_WORKERS=1)
+    on_the_fast_path(app, executor)
     with app.app_context(), Gate() as gate:
         held = executor.submit(jobs.pass_gate, gate.port, "held")
         assert gate.wait_for(1) == ["held"]

@@ -100,7 +100,15 @@ class PoolManager:
         except concurrent.futures.BrokenExecutor:
             # The pool broke since the last job's outcome came back; one new pool is tried.
             self.replace_broken(backend.pool)
-            self.backend.start(future, call)
+            backend = self.backend
+            try:
+                backend.start(future, call)
+            except concurrent.futures.BrokenExecutor as e:
+                # That one broke too before it took the job (a thread pool whose
+                # initializer always raises): the job fails, as any job on a pool that
+                # breaks under it does, and the next job gets a new pool again.
+                self.replace_broken(backend.pool)
+                set_outcome_now(future, e)
 
     def replace_broken(self, broken: concurrent.futures.Executor) -> None:
         """Drop ``broken`` so that the next job builds a new pool.

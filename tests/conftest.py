@@ -159,6 +159,16 @@ def pytest_runtest_teardown(item: pytest.Item) -> t.Generator[None, None, None]:
     if funcargs:
         funcargs.clear()
     made = _made
+    # A pool's idle threads end once their pool is freed, and a job that a test left
+    # running after 'shutdown(wait=False)' lets go of what it used when it ends: the
+    # threads are waited for first, up to a limit, and only then is anything counted.
+    deadline = time.monotonic() + _THREAD_GRACE
+    threads = [th for th in threading.enumerate() if th not in before]
+    for _ in range(2):
+        # Twice: freeing the objects (below) is what lets a pool's idle threads end.
+        gc.collect(1)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()) / 2)
     # The young generations first: they hold what a short test made, and collecting
     # them costs a fraction of a full collection, which walks every module of the
     # suite. Only if something survives is the full collection run, then trusted.
@@ -166,11 +176,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> t.Generator[None, None, None]:
     if _alive(made):
         gc.collect()
     leaked = _alive(made)
-    # A pool's idle threads end once their pool is freed: waited for, up to a limit.
-    deadline = time.monotonic() + _THREAD_GRACE
-    threads = [th for th in threading.enumerate() if th not in before]
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
     leaked += [f"thread {th.name!r}" for th in threads if th.is_alive()]
     assert not leaked, (
         "The test left behind what it made: "

@@ -46,8 +46,10 @@ __all__ = [
     "WorkItemFuture",
     "disarm_in_child",
     "manager_thread_runs",
+    "max_workers_of",
     "put_process_job",
     "put_thread_job",
+    "replaces_retired_workers",
     "verified",
 ]
 
@@ -380,3 +382,28 @@ def disarm_in_child(pool: concurrent.futures.Executor) -> None:
         wakeups.pop(thread, None)
     else:
         logger.debug("concurrent.futures.process has no '_threads_wakeups' mapping.")
+
+
+def replaces_retired_workers() -> bool:
+    """Whether this Python's ProcessPoolExecutor replaces a worker that retires.
+
+    Up to the fix for CPython gh-115634 (merged in 2026 for 3.13, 3.14 and 3.15; 3.11
+    and 3.12 no longer take bug fixes), a worker that exits at ``max_tasks_per_child``
+    while jobs are queued is not replaced when a stale idle-worker token says that one
+    is idle. The fix brought a method that replaces dead workers unconditionally; its
+    presence is what is checked, since the patch releases that carry it differ by branch.
+    """
+    classes = (
+        concurrent.futures.ProcessPoolExecutor,
+        getattr(_cf_process, "_ExecutorManagerThread", None),
+    )
+    return any(hasattr(cls, "_replace_dead_worker") for cls in classes if cls is not None)
+
+
+def max_workers_of(pool: concurrent.futures.Executor) -> int | None:
+    """How many workers ``pool`` runs at most, as it chose, or None if it does not say.
+
+    CPython's pools keep it in ``_max_workers``, and have no public way to tell it.
+    """
+    chosen = getattr(pool, "_max_workers", None)
+    return chosen if isinstance(chosen, int) and not isinstance(chosen, bool) else None

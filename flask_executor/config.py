@@ -13,7 +13,6 @@ job in production.
 from __future__ import annotations
 
 import concurrent.futures
-import concurrent.futures.process as _cf_process
 import dataclasses
 import inspect
 import json
@@ -24,6 +23,8 @@ import typing as t
 
 from werkzeug.utils import import_string
 from werkzeug.utils import ImportStringError
+
+from . import _cpython
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -280,7 +281,7 @@ def _check_pool_values(
             " 'mp_context' as 'spawn' or 'forkserver', or leave it out ('spawn' is then"
             " used)."
         )
-    if not _recycling_is_fixed():
+    if not _cpython.replaces_retired_workers():
         raise ValueError(
             f"'{key}' has 'max_tasks_per_child' {value!r}, which this Python"
             f" ({sys.version.split()[0]}) cannot honour: its ProcessPoolExecutor stops"
@@ -289,22 +290,6 @@ def _check_pool_values(
             " gh-115634, fixed after 3.12). Leave 'max_tasks_per_child' out, or run on a"
             " Python whose concurrent.futures has the fix."
         )
-
-
-def _recycling_is_fixed() -> bool:
-    """Whether this Python's ProcessPoolExecutor replaces a worker that retires.
-
-    Up to the fix for CPython gh-115634 (merged in 2026 for 3.13, 3.14 and 3.15; 3.11
-    and 3.12 no longer take bug fixes), a worker that exits at ``max_tasks_per_child``
-    while jobs are queued is not replaced when a stale idle-worker token says that one
-    is idle. The fix brought a method that replaces dead workers unconditionally; its
-    presence is what is checked, since the patch releases that carry it differ by branch.
-    """
-    classes = (
-        concurrent.futures.ProcessPoolExecutor,
-        getattr(_cf_process, "_ExecutorManagerThread", None),
-    )
-    return any(hasattr(cls, "_replace_dead_worker") for cls in classes if cls is not None)
 
 
 class _Reader:

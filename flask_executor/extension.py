@@ -12,6 +12,7 @@ import typing as t
 import warnings
 import weakref
 
+from . import _cpython
 from . import context
 from ._arguments import MISSING
 from ._arguments import pop_keyword
@@ -253,8 +254,7 @@ class Executor(concurrent.futures.Executor):
             pool = state.manager.pool
         except RuntimeError:  # shut down: there is no pool to ask
             return None
-        chosen = getattr(pool, "_max_workers", None)
-        return chosen if isinstance(chosen, int) else None
+        return _cpython.max_workers_of(pool)
 
     # 1.0 forwarded unknown attributes to its pool, and its own tests read these three.
     @property

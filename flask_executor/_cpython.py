@@ -185,6 +185,12 @@ def put_thread_job(pool: concurrent.futures.ThreadPoolExecutor, item: t.Any) -> 
     What ``ThreadPoolExecutor.submit`` does, less the Future and the work item it would
     make: a thread job's future is both, so each job is one object instead of three.
     """
+    if pool._broken:
+        # Checked before the lock as well: a worker whose initializer raised marks the
+        # pool broken, then fails the queued jobs while it holds that lock, so their done
+        # callbacks run under it. One that submits a job would wait for it for ever;
+        # raising here instead lets the caller replace the pool first.
+        raise _cf_thread.BrokenThreadPool(pool._broken)
     with pool._shutdown_lock, _cf_thread._global_shutdown_lock:
         if pool._broken:
             raise _cf_thread.BrokenThreadPool(pool._broken)

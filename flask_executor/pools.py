@@ -17,6 +17,7 @@ import typing as t
 import weakref
 
 from ._fork import reset_after_fork
+from .backends import _orphans
 from .backends import backend_class
 from .backends import set_outcome_now
 
@@ -199,3 +200,4 @@ def _let_go_of_pools() -> None:
     for manager in list(_managers):
         manager._backend = manager._retired = None
         manager._broken = []
+    _orphans.kept = []

@@ -344,6 +344,52 @@ def test_a_thread_pool_whose_initializer_raised_is_replaced(
         executor.shutdown(wait=True)
 
 
+@pytest.mark.timeout(30)
+def test_a_callback_of_a_job_that_a_broken_thread_pool_failed_can_submit(app: Flask) -> None:
+    # CPython's worker whose initializer raised fails the queued jobs while it holds the
+    # pool's shutdown lock, so their done callbacks run under it. A callback that submits
+    # the next job must get a new pool, not wait for that lock (it waited for ever on the
+    # thread fast path, where nothing replaced the pool before the callbacks ran).
+    calls: list[str] = []
+    entered, release, busy = threading.Event(), threading.Event(), threading.Event()
+
+    def initializer() -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:
+            # The pool's second worker: held until a job waits in the queue behind a
+            # running one, then it breaks the pool.
+            entered.set()
+            release.wait(10)
+            raise RuntimeError("the second worker cannot start")
+
+    resubmitted: list[FutureProxy[int]] = []
+    submitted = threading.Event()
+
+    def submit_next(_: concurrent.futures.Future[int]) -> None:
+        resubmitted.append(executor.submit(pow, 2, 7))
+        submitted.set()
+
+    app.config["EXECUTOR_MAX_WORKERS"] = 2
+    app.config["EXECUTOR_POOL_KWARGS"] = {"initializer": initializer}
+    executor = Executor(app)
+    try:
+        with app.app_context():
+            # The first job also lets the pool's fast-path probe answer, where there is one.
+            assert executor.submit(pow, 2, 3).result(10) == 8
+            executor.submit(busy.wait, 10)
+            queued = executor.submit(pow, 2, 4)
+            assert entered.wait(10)
+            queued.add_done_callback(submit_next)
+            release.set()
+            assert isinstance(queued.exception(10), concurrent.futures.thread.BrokenThreadPool)
+            assert submitted.wait(10)
+            assert resubmitted[0].result(10) == 128
+    finally:
+        release.set()
+        busy.set()
+        executor.shutdown(wait=True)
+
+
 def test_map(executor: Executor) -> None:
     assert list(executor.map(pow, [2, 3, 4], [2, 2, 2])) == [4, 9, 16]
     assert list(executor.map(str, [])) == []

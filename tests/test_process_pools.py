@@ -993,3 +993,49 @@ def test_running_jobs_finish_at_interpreter_exit(
     # Nothing about the pools either: a pool freed only while the interpreter tears its
     # modules down has its finalizer fail, with an error printed on every exit.
     assert completed.stderr == ""
+
+
+_ORPHAN_BREAK_SCRIPT = """
+import gc, os, signal, sys, time
+from flask import Flask
+from flask_executor import Executor
+
+app = Flask("orphan_break")
+app.config.update(
+    EXECUTOR_TYPE="process",
+    EXECUTOR_MAX_WORKERS=1,
+    EXECUTOR_POOL_KWARGS={"mp_context": "fork"},
+)
+executor = Executor(app)
+with app.app_context():
+    worker = executor.submit(os.getpid).result(30)
+    manager_thread = executor.pool._executor_manager_thread
+    in_flight = executor.submit(time.sleep, 60)
+executor.init_app(app)  # the old binding's pool is shut down without waiting, its manager freed
+gc.collect()
+os.kill(worker, signal.SIGKILL)
+print(type(in_flight.exception(30)).__name__, flush=True)
+manager_thread.join(20)
+print("manager thread", "hangs" if manager_thread.is_alive() else "ended", flush=True)
+# Not a normal exit: a hung manager thread would hang the interpreter's exit too.
+os._exit(0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="kills a forked worker")
+@pytest.mark.timeout(60)
+def test_a_pool_that_breaks_after_its_binding_was_replaced_lets_its_manager_thread_end() -> None:
+    # The old binding's manager is gone, so the in-flight jobs held the last references
+    # to the broken pool. The pool's manager thread lets go of them while it holds the
+    # pool's lock, and the pool's finalizer takes that lock: on CPython 3.12 and 3.13
+    # the thread waited for ever (and so did the interpreter's exit).
+    completed = subprocess.run(
+        [sys.executable, "-c", _ORPHAN_BREAK_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert completed.stdout.splitlines() == ["BrokenProcessPool", "manager thread ended"], (
+        completed.stderr
+    )

@@ -17,6 +17,8 @@ import weakref
 
 from werkzeug.utils import import_string
 
+from .._fork import reset_after_fork
+
 if t.TYPE_CHECKING:
     from ..config import ExecutorConfig
     from ..futures import FutureProxy
@@ -110,6 +112,14 @@ class Backend:
         replace_broken = self._replace_broken()
         if replace_broken is not None:
             replace_broken(pool)
+        else:
+            # The manager is gone (the app was bound again, or dropped), so it keeps no
+            # broken pool alive while the pool's own threads run ('PoolManager._broken').
+            # Kept here instead: a process pool's manager thread, which runs this, holds
+            # the pool's lock while it fails the jobs and then lets go of them; had they
+            # held the last references to the pool, its finalizer would take that lock
+            # too, in the same thread, and wait for ever (CPython 3.12 and 3.13).
+            _orphans.keep(self)
 
     def result_of(self, value: t.Any) -> t.Any:
         """The job's result, from the result of the pool's own future (see :class:`Follower`).
@@ -208,6 +218,35 @@ class Follower:
         except (RuntimeError, concurrent.futures.InvalidStateError):
             pass  # settled by hand in the instant since the check
 
+
+class _Orphans:
+    """Broken backends whose manager is gone, each kept until the thread that reported
+    the break has ended (see :meth:`Backend.replace_broken`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: list[tuple[threading.Thread, Backend]] = []
+
+    def keep(self, backend: Backend) -> None:
+        with self.lock:
+            # Those whose thread has ended are let go of here, in a thread that holds
+            # none of their locks.
+            self.kept = [(thread, kept) for thread, kept in self.kept if thread.is_alive()]
+            self.kept.append((threading.current_thread(), backend))
+
+    def _reset_after_fork(self) -> None:
+        # In a forked child the parent's threads are gone, and freeing the parent's pools
+        # could take a lock held at the fork: they are made harmless and kept for good.
+        self.lock = threading.Lock()
+        for _, backend in self.kept:
+            backend.after_fork()
+            _orphans_of_the_parent.append(backend)
+        self.kept = []
+
+
+_orphans = _Orphans()
+_orphans_of_the_parent: list[Backend] = []
+reset_after_fork(_orphans)
 
 #: Set while a thread adds a :class:`Follower` to a future that may be done already.
 submitting = threading.local()

@@ -56,7 +56,7 @@ class _Executor(t.Protocol):
         fn: t.Callable[..., t.Any],
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
-        future_key: t.Hashable = None,
+        future_key: t.Hashable = ...,  # not stored when left out
     ) -> FutureProxy[t.Any]: ...
 
     def map(
